@@ -1,0 +1,236 @@
+"""The agent desk: people answer the chats the bot handed off, by label.
+
+A Rasa input channel of its own, served by the bot's Sanic app at `/webhooks/desk/`
+(a web page) and `/webhooks/desk/api/` (JSON). `credentials.yml`:
+
+    connectors.desk.AgentDesk:
+      quick_replies: quick_replies.yml
+
+Agents authenticate with `Authorization: Bearer <token>` (tokens are made with
+`python -m shop agent add NAME --labels "customer support,returns"`); an agent sees and
+answers only chats whose label they serve. Replies go out through the WhatsApp channel,
+which enforces the 24-hour window; conversation changes (the agent's messages, the return
+to the bot) are made where Rasa's processing runs, on the WhatsApp channel's dispatcher.
+"""
+import asyncio
+import logging
+import time
+from functools import wraps
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
+
+from rasa.core.channels.channel import InputChannel, UserMessage
+from ruamel.yaml import YAML
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from connectors import wire
+from connectors.graph_api import GraphApiError
+from connectors.outbound import OutsideWindow
+from connectors.whatsapp import WhatsAppInput
+from shop import agents, contacts, handoffs
+from shop.agents import Agent
+
+logger = logging.getLogger(__name__)
+
+PAGE = Path(__file__).resolve().parent / "desk_page"
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _error(status: int, message: str, **extra: Any) -> HTTPResponse:
+    return response.json({"error": message, **extra}, status=status)
+
+
+def _bearer(request: Request) -> Optional[str]:
+    header = request.headers.get("Authorization", "")
+    return header[7:].strip() if header.lower().startswith("bearer ") else None
+
+
+class AgentDesk(InputChannel):
+    @classmethod
+    def name(cls) -> Text:
+        return "desk"
+
+    @classmethod
+    def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> InputChannel:
+        path = Path((credentials or {}).get("quick_replies") or "quick_replies.yml")
+        if not path.is_absolute() and not path.exists():  # relative to the project, like credentials.yml
+            path = PROJECT_ROOT / path
+        if not path.exists():
+            raise ValueError(f"agent desk: quick replies file {path} not found (credentials: connectors.desk.AgentDesk.quick_replies)")
+        return cls(YAML(typ="safe").load(path.read_text(encoding="utf-8")) or {})
+
+    def __init__(self, config: Dict[str, Any]) -> None:
+        self.quick_replies: List[Dict[str, str]] = list(config.get("quick_replies") or [])
+        self.templates: List[Dict[str, str]] = list(config.get("templates") or [])
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        desk = Blueprint("agent_desk", __name__)
+        desk.static("/static", str(PAGE), name="desk_static")
+
+        @desk.get("/")
+        async def page(_: Request) -> HTTPResponse:
+            return await response.file(str(PAGE / "index.html"), headers={"Cache-Control": "no-cache"})
+
+        def authenticated(handler: Callable[..., Awaitable[HTTPResponse]]) -> Callable[..., Awaitable[HTTPResponse]]:
+            @wraps(handler)
+            async def check(request: Request, **kwargs: Any) -> HTTPResponse:
+                whatsapp = self._whatsapp(request)
+                agent = await whatsapp.db.run(agents.by_token, _bearer(request))
+                if agent is None:
+                    return _error(401, "a valid agent token is required (Authorization: Bearer <token>)")
+                return await handler(request, whatsapp, agent, **kwargs)
+
+            return check
+
+        def chat_of_agent(handler: Callable[..., Awaitable[HTTPResponse]]) -> Callable[..., Awaitable[HTTPResponse]]:
+            """The open handoff of the chat, if this agent serves its label."""
+
+            @wraps(handler)
+            async def check(request: Request, whatsapp: WhatsAppInput, agent: Agent, wa_id: str) -> HTTPResponse:
+                handoff = await whatsapp.db.run(handoffs.open_handoff, wa_id)
+                if handoff is None:
+                    return _error(404, "no chat of this customer is waiting for people")
+                if not agent.serves(handoff.label):
+                    return _error(403, f"you do not serve the label {handoff.label!r}")
+                return await handler(request, whatsapp, agent, handoff)
+
+            return check
+
+        @desk.get("/api/me")
+        @authenticated
+        async def me(_: Request, whatsapp: WhatsAppInput, agent: Agent) -> HTTPResponse:
+            return response.json({"name": agent.name, "labels": list(agent.labels)})
+
+        @desk.get("/api/quick-replies")
+        @authenticated
+        async def quick_replies(_: Request, whatsapp: WhatsAppInput, agent: Agent) -> HTTPResponse:
+            return response.json({"quick_replies": self.quick_replies, "templates": self.templates})
+
+        @desk.get("/api/chats")
+        @authenticated
+        async def chats(_: Request, whatsapp: WhatsAppInput, agent: Agent) -> HTTPResponse:
+            labels = None if agents.ALL_LABELS in agent.labels else list(agent.labels)
+            return response.json({"chats": await whatsapp.db.run(_chat_list, labels, time.time())})
+
+        @desk.get("/api/chats/<wa_id>")
+        @authenticated
+        @chat_of_agent
+        async def chat(_: Request, whatsapp: WhatsAppInput, agent: Agent, handoff: handoffs.Handoff) -> HTTPResponse:
+            history = await whatsapp.in_bot(whatsapp.processor.history(handoff.wa_id))
+            contact = await whatsapp.db.run(contacts.get, handoff.wa_id)
+            labels = await whatsapp.db.run(contacts.labels, handoff.wa_id)
+            if handoff.agent == agent.name:  # the customer sees blue ticks once an agent reads
+                latest = next((h["message_id"] for h in reversed(history) if h["who"] == "customer"), None)
+                if latest:
+                    asyncio.get_running_loop().create_task(whatsapp.sender.mark_as_read(latest))
+            return response.json({
+                "chat": _chat_json(handoff, contact, time.time()),
+                "labels": labels,
+                "window_open": contacts.window_open(contact.last_inbound_at if contact else None, time.time()),
+                "history": history,
+            })
+
+        @desk.post("/api/chats/<wa_id>/claim")
+        @authenticated
+        @chat_of_agent
+        async def claim(_: Request, whatsapp: WhatsAppInput, agent: Agent, handoff: handoffs.Handoff) -> HTTPResponse:
+            if not await whatsapp.db.run(handoffs.claim, handoff.id, agent.name, time.time()):
+                return _error(409, f"{handoff.agent} has this chat already")
+            return response.json({"claimed": True, "agent": agent.name})
+
+        async def send(whatsapp: WhatsAppInput, agent: Agent, handoff: handoffs.Handoff, payload: Dict[str, Any], text: str) -> HTTPResponse:
+            """Sends as the claiming agent (claiming a queued chat on the way)."""
+            if not await whatsapp.db.run(handoffs.claim, handoff.id, agent.name, time.time()):
+                return _error(409, f"{handoff.agent} has this chat; claim it first")
+            try:
+                message_id = await whatsapp.sender.send(payload, origin="agent")
+            except OutsideWindow as error:
+                return _error(409, str(error), reason="outside_window", templates=self.templates)
+            except GraphApiError as error:
+                return _error(502, str(error), code=error.code)
+            await whatsapp.in_bot(whatsapp.processor.log_agent_message(handoff.wa_id, text, agent.name))
+            return response.json({"message_id": message_id})
+
+        @desk.post("/api/chats/<wa_id>/reply")
+        @authenticated
+        @chat_of_agent
+        async def reply(request: Request, whatsapp: WhatsAppInput, agent: Agent, handoff: handoffs.Handoff) -> HTTPResponse:
+            text = str((request.json or {}).get("text") or "").strip()
+            if not text or len(text) > wire.TEXT_MAX:
+                return _error(400, f"the reply must be 1-{wire.TEXT_MAX} characters")
+            return await send(whatsapp, agent, handoff, wire.text_message(handoff.wa_id, text), text)
+
+        @desk.post("/api/chats/<wa_id>/template")
+        @authenticated
+        @chat_of_agent
+        async def template(request: Request, whatsapp: WhatsAppInput, agent: Agent, handoff: handoffs.Handoff) -> HTTPResponse:
+            name = str((request.json or {}).get("name") or "")
+            chosen = next((t for t in self.templates if t.get("name") == name), None)
+            if chosen is None:
+                return _error(400, f"unknown template {name!r}", templates=self.templates)
+            payload = wire.custom_message(handoff.wa_id, {"type": "template", "template": {"name": name, "language": {"code": chosen.get("language", "en_US")}}})
+            return await send(whatsapp, agent, handoff, payload, chosen.get("text") or f"[template {name}]")
+
+        @desk.post("/api/chats/<wa_id>/labels")
+        @authenticated
+        @chat_of_agent
+        async def labels(request: Request, whatsapp: WhatsAppInput, agent: Agent, handoff: handoffs.Handoff) -> HTTPResponse:
+            body = request.json or {}
+
+            def change(conn: Any) -> List[str]:
+                for label in body.get("add") or []:
+                    contacts.add_label(conn, handoff.wa_id, str(label).strip(), "agent", time.time())
+                for label in body.get("remove") or []:
+                    contacts.remove_label(conn, handoff.wa_id, str(label))
+                return contacts.labels(conn, handoff.wa_id)
+
+            return response.json({"labels": await whatsapp.db.run(change)})
+
+        @desk.post("/api/chats/<wa_id>/return")
+        @authenticated
+        @chat_of_agent
+        async def give_back(request: Request, whatsapp: WhatsAppInput, agent: Agent, handoff: handoffs.Handoff) -> HTTPResponse:
+            note = str((request.json or {}).get("note") or "").strip()[:1000]
+            if handoff.agent not in (None, agent.name):
+                return _error(409, f"{handoff.agent} has this chat")
+            await whatsapp.in_bot(whatsapp.processor.resume(handoff.wa_id))
+            await whatsapp.db.run(handoffs.close, handoff.id, f"{agent.name}: {note}" if note else agent.name, time.time())
+            return response.json({"returned": True})
+
+        @desk.get("/api/media/<media_id>")
+        @authenticated
+        async def media(_: Request, whatsapp: WhatsAppInput, agent: Agent, media_id: str) -> HTTPResponse:
+            """A customer's photo or file, fetched from WhatsApp with the bot's token."""
+            try:
+                content, mime_type = await whatsapp.client.media(media_id)
+            except GraphApiError as error:
+                return _error(502, str(error))
+            return response.raw(content, content_type=mime_type, headers={"Cache-Control": "private, max-age=3600"})
+
+        return desk
+
+    @staticmethod
+    def _whatsapp(request: Request) -> WhatsAppInput:
+        for channel in getattr(request.app.ctx, "input_channels", []):
+            if isinstance(channel, WhatsAppInput):
+                return channel
+        raise RuntimeError("the agent desk needs the WhatsApp channel in credentials.yml")
+
+
+def _chat_json(handoff: handoffs.Handoff, contact: Optional[contacts.Contact], now: float) -> Dict[str, Any]:
+    return {
+        "wa_id": handoff.wa_id,
+        "name": contact.profile_name if contact else None,
+        "label": handoff.label,
+        "reason": handoff.reason,
+        "status": handoff.status,
+        "agent": handoff.agent,
+        "waiting_seconds": round(now - handoff.requested_at),
+        "last_message_at": contact.last_inbound_at if contact else None,
+    }
+
+
+def _chat_list(conn: Any, labels: Optional[List[str]], now: float) -> List[Dict[str, Any]]:
+    return [_chat_json(h, contacts.get(conn, h.wa_id), now) for h in handoffs.open_handoffs(conn, labels)]

@@ -1,0 +1,92 @@
+"""How WhatsApp events enter the bot: webhook contents as inbox events, and inbound
+messages as Rasa messages (text or intent payload, plus metadata for the actions)."""
+import dataclasses
+import json
+import time
+from typing import Any, Dict, List, Optional
+
+from connectors import wire
+from connectors.inbox import InboxEvent
+from shop import keywords, messages
+
+
+def rasa_text(message: wire.InboundMessage) -> Optional[str]:
+    """What Rasa sees of a message; None for events that are not part of the dialogue.
+
+    Button and list taps carry their Rasa payload (`/intent{"entity": "value"}`), or a
+    phrase for NLU, as id.
+    Types the bot cannot read go to `out_of_scope`; the action there answers by
+    `metadata.type` (and stays silent while an agent has the chat). A cart is an order
+    for a person to confirm, so it asks for one.
+    """
+    if message.type is wire.MessageType.TEXT:
+        return message.text
+    if message.reply is not None:
+        if message.reply.kind == "template_button":  # the template's payload may be opaque
+            return message.reply.id if message.reply.id.startswith("/") else (message.reply.title or message.reply.id)
+        return message.reply.id or message.reply.title  # the bot's own buttons: a payload or a phrase
+    if message.media is not None and message.media.caption:
+        return message.media.caption
+    if message.type in (wire.MessageType.REACTION, wire.MessageType.SYSTEM):
+        return None
+    if message.type is wire.MessageType.ORDER:
+        return "/human_handoff"
+    return "/out_of_scope"
+
+
+# STOP / START keywords are checked before NLU and always win: Rasa gets the intent
+# directly, and the action the rules pick for it. While a person has the chat (Rasa
+# paused), the channel runs that action itself.
+KEYWORD_INTENTS = {keywords.STOP: "/stop", keywords.START: "/resubscribe"}
+KEYWORD_ACTIONS = {keywords.STOP: "action_opt_out", keywords.START: "action_resubscribe"}
+
+
+def consent_keyword(message: wire.InboundMessage) -> Optional[keywords.Keyword]:
+    """The STOP/START keyword a whole message is (typed, or a template's quick reply)."""
+    if message.type is wire.MessageType.TEXT:
+        return keywords.match(message.text)
+    if message.reply is not None and message.reply.kind == "template_button":
+        return keywords.match(message.reply.title) or keywords.match(message.reply.id)
+    return None
+
+
+def rasa_metadata(message: wire.InboundMessage) -> Dict[str, Any]:
+    """Message metadata for the tracker and the actions (`tracker.latest_message`)."""
+    metadata: Dict[str, Any] = {
+        "wa_id": message.wa_id,
+        "profile_name": message.profile_name,
+        "message_id": message.id,
+        "type": message.raw_type,
+        "timestamp": message.timestamp,
+    }
+    if message.referred_product_id:
+        metadata["referred_product"] = message.referred_product_id
+    for name in ("context", "reply", "media", "location", "order", "referral", "reaction"):
+        value = getattr(message, name)
+        if value is not None:
+            metadata[name] = dataclasses.asdict(value)
+    if message.contacts:
+        metadata["contacts"] = [dataclasses.asdict(c) for c in message.contacts]
+    if message.errors:
+        metadata["errors"] = [dataclasses.asdict(e) for e in message.errors]
+    return metadata
+
+
+def inbox_events(batch: wire.WebhookBatch) -> List[InboxEvent]:
+    """Everything a webhook carries goes through the inbox: recorded before the 200."""
+    return (
+        [InboxEvent(m.id, "message", m.wa_id, m.envelope) for m in batch.messages]
+        + [InboxEvent(f"{s.message_id}:{s.status.value}", "status", s.recipient_id, s.source) for s in batch.statuses]
+        + [
+            InboxEvent(f"preference:{p.wa_id}:{p.timestamp}:{p.value}", "preference", p.wa_id, json.dumps(dataclasses.asdict(p)))
+            for p in batch.preferences
+        ]
+    )
+
+
+def apply_status(conn: Any, status: wire.Status) -> None:
+    error = status.errors[0] if status.errors else None
+    messages.apply_status(
+        conn, status.message_id, status.status.value, float(status.timestamp or time.time()), status.recipient_id,
+        messages.SendFailure(error.code, error.title or error.message, error.details) if error else None,
+    )

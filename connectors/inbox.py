@@ -1,0 +1,305 @@
+"""The durable inbox: webhook events are recorded before the 200 and processed after it.
+
+- `record` stores each event under its Meta id; a redelivered id collides and is dropped,
+  so it is never answered twice.
+- Events are processed by a `Dispatcher` on a thread of its own, one customer's events in
+  arrival order, many customers at once.
+- Every Rasa server process is a worker with a heartbeat. Events owned by a worker that
+  died (kill -9, crash, lost host) are taken over on start-up and periodically.
+"""
+import asyncio
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Deque, Dict, Iterable, List, Optional, Sequence, Set, Union
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from shop.db import insert
+from shop.schema import inbox, workers
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = 10.0
+DEAD_AFTER_SECONDS = 45.0
+MAX_ATTEMPTS = 3
+KEEP_SECONDS = 8 * 24 * 3600  # Meta redelivers for up to 7 days
+ORDER_WAIT_SECONDS = 60.0  # then an earlier event that is stuck no longer holds up later ones
+
+
+@dataclass(frozen=True)
+class InboxEvent:
+    event_id: str
+    kind: str  # message | preference
+    wa_id: str
+    payload: str
+
+
+@dataclass(frozen=True)
+class InboxItem:
+    seq: int
+    event_id: str
+    kind: str
+    wa_id: str
+    payload: str
+    attempts: int = 0  # > 0: processing started before, maybe partly done
+
+
+@dataclass(frozen=True)
+class WorkerIdentity:
+    host: str
+    pid: int
+    instance_id: str
+
+    @classmethod
+    def current(cls) -> "WorkerIdentity":
+        host, pid = socket.gethostname(), os.getpid()
+        return cls(host, pid, f"{host}:{pid}:{uuid.uuid4().hex[:8]}")
+
+
+# ----------------------------------------------------------------------- storage
+
+
+def record(cursor: Any, dialect: str, events: Sequence[InboxEvent], owner: str, now: float) -> List[InboxItem]:
+    """Stores events and returns only those never seen before, in one statement (see
+    `Database.with_cursor`): acknowledging a webhook costs a single database call."""
+    if not events:
+        return []
+    mark = "?" if dialect == "sqlite" else "%s"
+    row = "(" + ", ".join([mark] * 8) + ")"
+    cursor.execute(
+        "INSERT INTO wa_inbox (event_id, kind, wa_id, payload, received_at, state, owner, attempts) "
+        f"VALUES {', '.join([row] * len(events))} "
+        "ON CONFLICT (event_id) DO NOTHING RETURNING seq, event_id",
+        [v for e in events for v in (e.event_id, e.kind, e.wa_id, e.payload, now, "pending", owner, 0)],
+    )
+    return _in_order(events, {event_id: seq for seq, event_id in cursor.fetchall()})
+
+
+def _in_order(events: Sequence[InboxEvent], new: Dict[str, int]) -> List[InboxItem]:
+    items = []
+    for event in events:
+        seq = new.pop(event.event_id, None)  # pop: an id twice in one webhook counts once
+        if seq is not None:
+            items.append(InboxItem(seq, event.event_id, event.kind, event.wa_id, event.payload))
+    return items
+
+
+WAIT = "wait"  # an earlier event of the same customer is still pending
+
+
+def start_attempt(
+    conn: Connection, item: InboxItem, owner: str, keep_order: bool = True
+) -> Union[InboxItem, None, str]:
+    """Counts an attempt. None if the event is done or another worker took it over; WAIT
+    if an earlier event of the same customer is still pending (possibly on another
+    worker): one customer's events are handled in arrival order across workers too."""
+    if keep_order:
+        earlier = conn.execute(
+            sa.select(inbox.c.seq)
+            .where(inbox.c.wa_id == item.wa_id, inbox.c.state == "pending", inbox.c.seq < item.seq)
+            .limit(1)
+        ).first()
+        if earlier is not None:
+            return WAIT
+    updated = conn.execute(
+        inbox.update()
+        .where(inbox.c.seq == item.seq, inbox.c.state == "pending", inbox.c.owner == owner)
+        .values(attempts=inbox.c.attempts + 1)
+    ).rowcount
+    if not updated:
+        return None
+    attempts = conn.execute(sa.select(inbox.c.attempts).where(inbox.c.seq == item.seq)).scalar_one()
+    return InboxItem(item.seq, item.event_id, item.kind, item.wa_id, item.payload, attempts - 1)
+
+
+def finish(conn: Connection, seq: int, state: str = "done", error: Optional[str] = None) -> None:
+    conn.execute(
+        inbox.update().where(inbox.c.seq == seq).values(state=state, processed_at=time.time(), error=error)
+    )
+
+
+def release(conn: Connection, seq: int, error: str) -> None:
+    """A failed attempt: stays pending for a retry, the error kept for operators."""
+    conn.execute(inbox.update().where(inbox.c.seq == seq).values(error=error))
+
+
+def heartbeat(conn: Connection, me: WorkerIdentity, now: float) -> None:
+    values = {"host": me.host, "pid": me.pid, "heartbeat_at": now}
+    conn.execute(
+        insert(conn, workers)
+        .values(instance_id=me.instance_id, **values)
+        .on_conflict_do_update(index_elements=["instance_id"], set_=values)
+    )
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def take_over_abandoned(conn: Connection, me: WorkerIdentity, now: float) -> List[InboxItem]:
+    """Pending events whose owner is gone become ours, oldest first."""
+    owners = conn.execute(
+        sa.select(inbox.c.owner).where(inbox.c.state == "pending", inbox.c.owner != me.instance_id).distinct()
+    ).scalars().all()
+    if not owners:
+        return []
+    known = {
+        row.instance_id: row
+        for row in conn.execute(sa.select(workers).where(workers.c.instance_id.in_(owners)))
+    }
+    dead = []
+    for owner in owners:
+        worker = known.get(owner)
+        if (
+            worker is None
+            or worker.heartbeat_at < now - DEAD_AFTER_SECONDS
+            # Same machine: no need to wait for the heartbeat to go stale.
+            or (worker.host == me.host and (worker.pid == me.pid or not _pid_alive(worker.pid)))
+        ):
+            dead.append(owner)
+    if not dead:
+        return []
+    conn.execute(
+        inbox.update().where(inbox.c.state == "pending", inbox.c.owner.in_(dead)).values(owner=me.instance_id)
+    )
+    conn.execute(workers.delete().where(workers.c.instance_id.in_(dead)))
+    rows = conn.execute(
+        sa.select(inbox)
+        .where(inbox.c.state == "pending", inbox.c.owner == me.instance_id)
+        .order_by(inbox.c.seq)
+    )
+    return [InboxItem(r.seq, r.event_id, r.kind, r.wa_id, r.payload, r.attempts) for r in rows]
+
+
+def purge(conn: Connection, older_than: float, limit: int = 5000) -> int:
+    """Forgets finished events once Meta can no longer redeliver them (7 days)."""
+    old = sa.select(inbox.c.seq).where(inbox.c.state == "done", inbox.c.processed_at < older_than).limit(limit)
+    return conn.execute(inbox.delete().where(inbox.c.seq.in_(old.scalar_subquery()))).rowcount
+
+
+def pending_count(conn: Connection) -> int:
+    return conn.execute(sa.select(sa.func.count()).select_from(inbox).where(inbox.c.state == "pending")).scalar_one()
+
+
+# ----------------------------------------------------------------------- processing
+
+
+def _new_event_loop() -> asyncio.AbstractEventLoop:
+    try:  # the loop Sanic uses too (Rasa ships it)
+        import uvloop
+
+        return uvloop.new_event_loop()
+    except ImportError:
+        return asyncio.new_event_loop()
+
+
+class Dispatcher:
+    """Runs event processing on a dedicated thread with its own event loop.
+
+    Rasa runs NLU and policies synchronously inside its coroutines; on Sanic's loop every
+    webhook acknowledgement would wait behind them. Here the loop that answers Meta only
+    writes to the inbox, and this loop does the slow part. Events of one customer are
+    processed one after the other in arrival order; different customers concurrently.
+    """
+
+    def __init__(
+        self,
+        process: Callable[[InboxItem], Awaitable[None]],
+        max_concurrency: int = 64,
+        name: str = "whatsapp-dispatcher",
+    ) -> None:
+        self._process = process
+        self._max_concurrency = max_concurrency
+        self._name = name
+        self._queues: Dict[str, Deque[InboxItem]] = {}
+        self._queued: Set[int] = set()
+        self._idle = threading.Event()
+        self._idle.set()
+        self.loop: Optional[asyncio.AbstractEventLoop] = None
+        self._thread: Optional[threading.Thread] = None
+        self._semaphore: Optional[asyncio.Semaphore] = None
+
+    def start(self) -> None:
+        started = threading.Event()
+
+        def run() -> None:
+            self.loop = _new_event_loop()
+            asyncio.set_event_loop(self.loop)
+            self._semaphore = asyncio.Semaphore(self._max_concurrency)
+            started.set()
+            self.loop.run_forever()
+            self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+            self.loop.close()
+
+        self._thread = threading.Thread(target=run, name=self._name, daemon=True)
+        self._thread.start()
+        started.wait()
+
+    def submit(self, items: Iterable[InboxItem]) -> None:
+        """Thread-safe: queue events for processing (in the order given)."""
+        items = list(items)
+        if items and self.loop is not None:
+            self._idle.clear()
+            self.loop.call_soon_threadsafe(self._enqueue, items)
+
+    def run_coroutine(self, coroutine: Awaitable) -> "asyncio.Future":
+        """Schedules work on the dispatcher's loop from another thread."""
+        assert self.loop is not None
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop)  # type: ignore[arg-type]
+
+    def _enqueue(self, items: List[InboxItem]) -> None:
+        for item in items:
+            if item.seq in self._queued:  # taken over while still queued here
+                continue
+            self._queued.add(item.seq)
+            queue = self._queues.get(item.wa_id)
+            if queue is None:
+                queue = self._queues[item.wa_id] = deque()
+                self.loop.create_task(self._drain(item.wa_id, queue))  # type: ignore[union-attr]
+            queue.append(item)
+        self._update_idle()
+
+    async def _drain(self, wa_id: str, queue: Deque[InboxItem]) -> None:
+        try:
+            while queue:
+                item = queue[0]
+                async with self._semaphore:  # type: ignore[union-attr]
+                    try:
+                        await self._process(item)
+                    except Exception:  # the processor records failures; never kill the queue
+                        logger.exception("Processing inbox event %s failed", item.event_id)
+                queue.popleft()
+                self._queued.discard(item.seq)
+        finally:
+            del self._queues[wa_id]
+            self._update_idle()
+
+    def _update_idle(self) -> None:
+        if not self._queues:
+            self._idle.set()
+
+    def wait_idle(self, timeout: Optional[float] = None) -> bool:
+        return self._idle.wait(timeout)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Lets queued work finish (up to `timeout`); what is left stays pending in the
+        inbox and is taken over by the next start."""
+        if self.loop is None:
+            return
+        self.wait_idle(timeout)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        if self._thread is not None:
+            self._thread.join(timeout)

@@ -1,0 +1,287 @@
+"""Processing inbox events on the dispatcher's thread: the customer's message through
+Rasa, statuses and marketing preferences into the shop's records, and the work actions
+ask for once a turn is over (GDPR export and erasure)."""
+import asyncio
+import dataclasses
+import gc
+import json
+import logging
+import time
+from typing import Any, Awaitable, Callable, Dict, FrozenSet, List, Optional, Tuple, Union
+
+from rasa.core.channels.channel import OutputChannel, UserMessage
+from rasa.shared.core.events import UserUttered
+
+from connectors import inbox, wire
+from connectors.inbound import KEYWORD_ACTIONS, KEYWORD_INTENTS, apply_status, consent_keyword, rasa_metadata, rasa_text
+from connectors.inbox import Dispatcher, InboxItem, WorkerIdentity
+from connectors.outbound import WhatsAppSender
+from rasa_plugins import conversation_store
+from shop import consent, contacts, gdpr, handoffs, messages
+from shop.db import Database
+
+logger = logging.getLogger(__name__)
+
+
+class EventProcessor:
+    def __init__(
+        self,
+        db: Database,
+        sender: WhatsAppSender,
+        output: Callable[..., Any],
+        on_new_message: Callable[[UserMessage], Awaitable[Any]],
+        agent: Callable[[], Any],
+        me: WorkerIdentity,
+        channel: str,
+        mark_as_read: bool,
+        public_url: str,
+    ) -> None:
+        self.db = db
+        self.sender = sender
+        self._output = output  # builds the channel's OutputChannel for one reply
+        self._on_new_message = on_new_message
+        self._agent = agent
+        self.me = me
+        self.channel = channel
+        self.mark_as_read = mark_as_read
+        self.public_url = public_url
+        self._frozen_agent: Any = None
+
+    async def maintain(self, dispatcher: Dispatcher) -> None:
+        """Heartbeat, and take over events of workers that died (ours after a restart)."""
+        while True:
+            try:
+                now = time.time()
+                await self.db.run(inbox.heartbeat, self.me, now)
+                taken = await self.db.run(inbox.take_over_abandoned, self.me, now)
+                if taken:
+                    logger.warning("Taking over %d unprocessed WhatsApp event(s)", len(taken))
+                    dispatcher.submit(taken)
+                await self.db.run(inbox.purge, now - inbox.KEEP_SECONDS)
+                await asyncio.get_running_loop().run_in_executor(None, gdpr.purge_exports)
+            except Exception:
+                logger.exception("Inbox maintenance failed; will retry")
+            await asyncio.sleep(inbox.HEARTBEAT_SECONDS)
+
+    async def _wait_for_agent(self) -> Any:
+        """No model loaded yet (or loading failed): keep events pending, never drop them."""
+        warned = False
+        while True:
+            agent = self._agent()
+            if agent is not None and agent.is_ready():
+                if agent is not self._frozen_agent:
+                    # The model's millions of long-lived objects leave the garbage
+                    # collector's view: full collections (which hold the GIL, and so
+                    # every acknowledgement) stay short.
+                    gc.freeze()
+                    self._frozen_agent = agent
+                return agent
+            if not warned:
+                logger.warning("No trained model loaded: WhatsApp messages wait in the inbox until one is")
+                warned = True
+            await asyncio.sleep(1.0)
+
+    # -- processing (on the dispatcher's loop) -----------------------------------
+
+    async def process(self, item: InboxItem) -> None:
+        if item.kind == "status":  # idempotent: no attempts, no ordering
+            await self.db.run(self._store_status, item)
+            return
+        message = wire.parse_envelope(item.payload) if item.kind == "message" else None
+        agent = await self._wait_for_agent() if message is not None else None
+        while True:
+            begun = await self._begin(item, message)
+            if begun is None:
+                return  # done meanwhile, or another worker owns it now
+            attempt, with_people = begun
+            try:
+                if message is None:
+                    await self._process_preference(wire.MarketingPreference(**json.loads(attempt.payload)))
+                else:
+                    await self._process_message(message, attempt.attempts, agent, with_people)
+            except Exception as error:
+                logger.exception("WhatsApp event %s failed (attempt %d)", attempt.event_id, attempt.attempts + 1)
+                if attempt.attempts + 1 >= inbox.MAX_ATTEMPTS:
+                    await self.db.run(inbox.finish, attempt.seq, "failed", repr(error))
+                    return
+                # Retry here, not at the back of the queue: later messages of this
+                # customer must not overtake this one.
+                await self.db.run(inbox.release, attempt.seq, repr(error))
+                await asyncio.sleep(2.0**attempt.attempts)
+                continue
+            await self.db.run(inbox.finish, attempt.seq)
+            return
+
+    async def _begin(self, item: InboxItem, message: Optional[wire.InboundMessage]) -> Optional[Tuple[InboxItem, bool]]:
+        """Starts an attempt once every earlier event of the customer is done. Also tells
+        whether people have the chat (an open handoff)."""
+        loop = asyncio.get_running_loop()
+        deadline, delay = loop.time() + inbox.ORDER_WAIT_SECONDS, 0.01
+        while True:
+            keep_order = loop.time() < deadline
+            if not keep_order:
+                logger.warning("Earlier events of %s still pending after %.0fs; processing %s anyway",
+                               item.wa_id, inbox.ORDER_WAIT_SECONDS, item.event_id)
+            attempt = await self.db.run(self._start_attempt, item, message, keep_order)
+            if attempt != inbox.WAIT:
+                return attempt  # type: ignore[return-value]
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+    @staticmethod
+    def _store_status(conn: Any, item: InboxItem) -> None:
+        status = wire.parse_status(json.loads(item.payload))
+        if contacts.exists(conn, status.recipient_id):  # not for a contact erased meanwhile
+            apply_status(conn, status)
+        inbox.finish(conn, item.seq)
+
+    def _start_attempt(
+        self, conn: Any, item: InboxItem, message: Optional[wire.InboundMessage], keep_order: bool
+    ) -> Union[Tuple[InboxItem, bool], None, str]:
+        """One transaction: the attempt, the contact's last message (24-hour window), and
+        whether an agent has the chat."""
+        attempt = inbox.start_attempt(conn, item, self.me.instance_id, keep_order)
+        if not isinstance(attempt, InboxItem):
+            return attempt
+        if message is not None:
+            contacts.touch_inbound(conn, message.wa_id, message.profile_name, float(message.timestamp or time.time()))
+        return attempt, handoffs.open_handoff(conn, item.wa_id) is not None
+
+    async def _process_message(self, message: wire.InboundMessage, earlier_attempts: int, agent: Any, with_people: bool) -> None:
+        try:
+            await self._answer(message, earlier_attempts, agent)
+        finally:
+            # Blue ticks after the answer: the read receipt is one more Graph API call,
+            # and the answer should not wait for it. While people have the chat, the
+            # ticks turn blue when an agent opens it.
+            if self.mark_as_read and not with_people:
+                asyncio.get_running_loop().create_task(self.sender.mark_as_read(message.id))
+
+    async def _answer(self, message: wire.InboundMessage, earlier_attempts: int, agent: Any) -> None:
+        keyword = consent_keyword(message)
+        text = KEYWORD_INTENTS[keyword.action] if keyword else rasa_text(message)
+        if text is None:
+            logger.debug("WhatsApp %s message %s is not part of the dialogue", message.raw_type, message.id)
+            return
+        metadata = rasa_metadata(message)
+        if keyword:
+            metadata["consent_keyword"] = dataclasses.asdict(keyword)
+        skip: FrozenSet[int] = frozenset()
+        if earlier_attempts:  # processing started before a crash: do not answer twice
+            if await self._already_in_tracker(agent, message):
+                return
+            skip = frozenset(await self.db.run(messages.sent_positions, message.id))
+        output = self._output(in_reply_to=message.id, window_opened_at=float(message.timestamp or time.time()), skip_positions=skip)
+        await self._on_new_message(  # type: ignore[misc]
+            UserMessage(text, output, message.wa_id, input_channel=self.channel, message_id=message.id, metadata=metadata)
+        )
+        if keyword:
+            await self._run_if_paused(agent, message.wa_id, KEYWORD_ACTIONS[keyword.action], output)
+        for request in output.after_turn:
+            await (self._erase if request == "erase" else self._export)(agent, message.wa_id, output)
+
+    @staticmethod
+    async def _run_if_paused(agent: Any, wa_id: str, action: str, output: OutputChannel) -> None:
+        """Rasa ignores messages while a conversation is paused (a person has it); STOP
+        and START must still work, so the channel runs their action itself."""
+        from rasa.core.policies.policy import PolicyPrediction  # imports TensorFlow: only when needed
+
+        async with agent.lock_store.lock(wa_id):
+            tracker = await agent.tracker_store.retrieve(wa_id)
+            if tracker is not None and tracker.is_paused():
+                prediction = PolicyPrediction.for_action_name(agent.domain, action)
+                await agent.processor.execute_action(wa_id, action, output, agent.nlg, prediction)
+
+    async def _export(self, agent: Any, wa_id: str, output: Any) -> None:
+        """GDPR export: everything held on the contact, as a JSON file behind a link that
+        works for 24 hours, sent as a document."""
+        tracker = await agent.tracker_store.retrieve_full_tracker(wa_id)
+        events = [event.as_dict() for event in tracker.events] if tracker else []
+        data = await self.db.run(gdpr.export, wa_id, events)
+        name = await asyncio.get_running_loop().run_in_executor(None, gdpr.write_export, data)
+        link = f"{self.public_url.rstrip('/')}/webhooks/whatsapp/exports/{name}"
+        await output.send_attachment(wa_id, {"type": "document", "link": link, "filename": f"loop-and-thread-data-{wa_id}.json"})
+
+    async def _erase(self, agent: Any, wa_id: str, output: Any) -> None:
+        """GDPR erasure, after the confirming turn has been saved: the tracker's events
+        and everything in the shop database (see shop.gdpr for what is kept)."""
+        async with agent.lock_store.lock(wa_id):
+            erased = conversation_store.erase_from_store(agent.tracker_store, wa_id)
+            if erased is None:
+                logger.error("Cannot erase %s: tracker store %s not supported", wa_id, type(agent.tracker_store).__name__)
+            counts = await self.db.run(gdpr.erase, wa_id, time.time())
+        logger.info("Erased the data of a contact on request: %s tracker events, %s", erased, counts)
+
+    @staticmethod
+    async def _already_in_tracker(agent: Any, message: wire.InboundMessage) -> bool:
+        tracker = await agent.tracker_store.retrieve(message.wa_id)
+        return tracker is not None and any(
+            isinstance(e, UserUttered) and e.message_id == message.id for e in tracker.events
+        )
+
+    async def _process_preference(self, preference: wire.MarketingPreference) -> None:
+        """The customer tapped Stop/Resume on a marketing message inside WhatsApp."""
+        if preference.category != "marketing_messages" or preference.value not in ("stop", "resume"):
+            logger.warning("Ignoring user preference %s=%s of %s", preference.category, preference.value, preference.wa_id)
+            return
+        change = consent.opt_out if preference.value == "stop" else consent.opt_in
+        at = float(preference.timestamp or time.time())
+        await self.db.run(change, preference.wa_id, "user_preferences", None, preference.detail, at)
+
+    # -- for the agent desk (run on the dispatcher's loop, like Rasa's own processing) --
+
+    async def history(self, wa_id: str) -> List[Dict[str, Any]]:
+        """The whole conversation as the desk shows it: customer, bot and agent turns."""
+        agent = await self._wait_for_agent()
+        tracker = await agent.tracker_store.retrieve_full_tracker(wa_id)
+        return [entry for entry in map(history_entry, tracker.events if tracker else []) if entry]
+
+    async def log_agent_message(self, wa_id: str, text: str, agent_name: str) -> None:
+        """An agent's reply becomes part of the conversation, like the bot's messages."""
+        from rasa.shared.core.events import BotUttered
+
+        await self._append(wa_id, BotUttered(text, metadata={"agent": agent_name}))
+
+    async def resume(self, wa_id: str) -> None:
+        """The bot answers this customer again (ConversationResumed)."""
+        from rasa.shared.core.events import ActionExecuted, ConversationResumed
+        from rasa.shared.core.constants import ACTION_LISTEN_NAME
+
+        # Rasa stops a paused turn without its closing action_listen; without one the
+        # policies would read the customer's next message as part of the handoff turn.
+        await self._append(wa_id, ConversationResumed(), ActionExecuted(ACTION_LISTEN_NAME))
+
+    async def _append(self, wa_id: str, *events: Any) -> None:
+        agent = await self._wait_for_agent()
+        async with agent.lock_store.lock(wa_id):
+            tracker = await agent.tracker_store.get_or_create_tracker(wa_id, append_action_listen=False)
+            for event in events:
+                tracker.update(event)
+            await agent.tracker_store.save(tracker)
+
+
+def history_entry(event: Any) -> Optional[Dict[str, Any]]:
+    """One tracker event as the desk shows it (None for the bookkeeping ones)."""
+    from rasa.shared.core.events import BotUttered, ConversationPaused, ConversationResumed
+
+    if isinstance(event, UserUttered):
+        metadata = event.parse_data.get("metadata") or {}
+        media = metadata.get("media") or {}
+        text = event.text or ""
+        if metadata.get("reply"):  # a tapped button or list row: show what the customer saw
+            text = metadata["reply"].get("title") or text
+        elif text.startswith("/"):
+            text = (media.get("caption") or f"[{metadata.get('type', 'message')}]") if metadata.get("type") not in (None, "text") else text
+        return {"who": "customer", "time": event.timestamp, "text": text, "type": metadata.get("type", "text"),
+                "media_id": media.get("id"), "mime_type": media.get("mime_type"), "message_id": event.message_id}
+    if isinstance(event, BotUttered):
+        agent_name = (event.metadata or {}).get("agent")
+        buttons = [b.get("title") for b in (event.data or {}).get("buttons") or []]
+        custom = (event.data or {}).get("custom") or {}
+        text = event.text or (custom.get("interactive", {}).get("body", {}).get("text") if custom else "") or ""
+        return {"who": "agent" if agent_name else "bot", "agent": agent_name, "time": event.timestamp, "text": text, "buttons": buttons}
+    if isinstance(event, ConversationPaused):
+        return {"who": "system", "time": event.timestamp, "text": "The bot handed the chat to people"}
+    if isinstance(event, ConversationResumed):
+        return {"who": "system", "time": event.timestamp, "text": "The chat went back to the bot"}
+    return None

@@ -1,0 +1,357 @@
+"""Rasa channel for the WhatsApp Cloud API.
+
+`credentials.yml`:
+
+    connectors.whatsapp.WhatsAppInput:
+      access_token: ${WHATSAPP_ACCESS_TOKEN}
+      phone_number_id: ${WHATSAPP_PHONE_NUMBER_ID}
+      app_secret: ${WHATSAPP_APP_SECRET}
+      verify_token: ${WHATSAPP_VERIFY_TOKEN}
+      api_version: ${WHATSAPP_API_VERSION}
+      graph_api_url: ${WHATSAPP_API_URL}
+
+Webhook: `/webhooks/whatsapp/webhook`. A POST is verified, parsed, written to the durable
+inbox and acknowledged; the messages are then handed to Rasa on the dispatcher's thread.
+"""
+import asyncio
+import dataclasses
+import functools
+import gc
+import json
+import logging
+import os
+import sys
+import time
+from typing import Any, Awaitable, Callable, Dict, FrozenSet, List, Optional, Text
+
+from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
+from rasa.shared.exceptions import RasaException
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from connectors import inbox, signature, wire
+from connectors.graph_api import GraphApiClient, GraphApiConfig, GraphApiError, RetryPolicy
+from connectors.inbound import inbox_events
+from connectors.inbox import Dispatcher, WorkerIdentity
+from connectors.outbound import WhatsAppSender
+from connectors.processing import EventProcessor
+from shop import gdpr
+from shop.db import Database, get_database
+
+logger = logging.getLogger(__name__)
+
+CHANNEL = "whatsapp"
+DEFAULT_LIST_LABEL = "Options"
+DEFAULT_BUTTONS_BODY = "Please choose:"
+ACK_SWITCH_INTERVAL = 0.001  # seconds; see WhatsAppInput._start
+
+# --------------------------------------------------------------------- Rasa -> WhatsApp
+
+
+class WhatsAppOutput(OutputChannel):
+    """Sends Rasa responses as WhatsApp messages.
+
+    One instance per handled customer message: it knows which message it answers (for
+    idempotent re-processing) and when the customer wrote (the 24-hour window).
+    """
+
+    @classmethod
+    def name(cls) -> Text:
+        return CHANNEL
+
+    def __init__(
+        self,
+        sender: WhatsAppSender,
+        in_reply_to: Optional[str] = None,
+        window_opened_at: Optional[float] = None,
+        skip_positions: FrozenSet[int] = frozenset(),
+        origin: str = "bot",
+    ) -> None:
+        self.sender = sender
+        self.in_reply_to = in_reply_to
+        self.window_opened_at = window_opened_at
+        self.skip_positions = skip_positions
+        self.origin = origin
+        self._position = 0
+        # Work an action asked for once the turn is over (GDPR export / erasure).
+        self.after_turn: List[str] = []
+
+    async def _deliver(self, recipient_id: Text, build: Callable[[], Dict[str, Any]]) -> None:
+        """Builds and sends one message. Failures are recorded and logged by the sender;
+        one failed message must not abort the rest of the bot's turn."""
+        self._position += 1
+        if self._position in self.skip_positions:  # already sent before a restart
+            return
+        try:
+            payload = build()
+        except ValueError as error:
+            logger.error("Not sending an invalid WhatsApp message: %s", error)
+            await self.sender.refuse_invalid(
+                recipient_id, str(error), origin=self.origin, in_reply_to=self.in_reply_to, seq=self._position
+            )
+            return
+        try:
+            await self.sender.send(
+                payload, origin=self.origin, in_reply_to=self.in_reply_to, seq=self._position,
+                window_opened_at=self.window_opened_at,
+            )
+        except GraphApiError:
+            pass
+
+    async def send_response(self, recipient_id: Text, message: Dict[Text, Any]) -> None:
+        request = message.pop("after_turn", None)
+        if request:
+            self.after_turn.append(str(request))
+        # WhatsApp shows an image with its caption in one bubble.
+        extra = {"buttons", "quick_replies", "custom", "attachment", "elements"}
+        text, image = message.get("text"), message.get("image")
+        if image and text and len(text) <= wire.CAPTION_MAX and not extra & {k for k, v in message.items() if v}:
+            await self._deliver(recipient_id, lambda: wire.media_message(recipient_id, "image", image, caption=text))
+            return
+        await super().send_response(recipient_id, message)
+
+    async def send_text_message(self, recipient_id: Text, text: Text, **kwargs: Any) -> None:
+        for chunk in wire.split_text(text):
+            await self._deliver(recipient_id, lambda chunk=chunk: wire.text_message(recipient_id, chunk))
+
+    async def send_text_with_buttons(
+        self, recipient_id: Text, text: Text, buttons: List[Dict[Text, Any]], **kwargs: Any
+    ) -> None:
+        """<= 3 buttons: reply buttons. More, or rows with descriptions: list message(s)."""
+        chunks = wire.split_text(text or DEFAULT_BUTTONS_BODY, wire.INTERACTIVE_BODY_MAX)
+        for chunk in chunks[:-1]:
+            await self._deliver(recipient_id, lambda chunk=chunk: wire.text_message(recipient_id, chunk))
+        body = chunks[-1]
+        rows = [
+            wire.Row(
+                str(b.get("payload") or b.get("title")),
+                str(b.get("title") or b.get("payload")),
+                str(b.get("description") or ""),
+            )
+            for b in buttons
+        ]
+        if len(rows) <= wire.REPLY_BUTTONS_MAX and not any(r.description for r in rows):
+            await self._deliver(recipient_id, lambda: wire.reply_buttons_message(recipient_id, body, [(r.id, r.title) for r in rows]))
+            return
+        label = kwargs.get("button_label") or DEFAULT_LIST_LABEL
+        pages = [rows[i : i + wire.LIST_ROWS_MAX] for i in range(0, len(rows), wire.LIST_ROWS_MAX)]
+        for number, page in enumerate(pages, 1):
+            page_body = body if number == 1 else f"More options ({number}/{len(pages)})"
+            section = wire.Section(kwargs.get("section_title", ""), tuple(page))
+            await self._deliver(recipient_id, lambda b=page_body, s=section: wire.list_message(recipient_id, b, label, [s]))
+
+    async def send_quick_replies(
+        self, recipient_id: Text, text: Text, quick_replies: List[Dict[Text, Any]], **kwargs: Any
+    ) -> None:
+        await self.send_text_with_buttons(recipient_id, text, quick_replies, **kwargs)
+
+    async def send_image_url(self, recipient_id: Text, image: Text, **kwargs: Any) -> None:
+        await self._deliver(recipient_id, lambda: wire.media_message(recipient_id, "image", image))
+
+    async def send_attachment(self, recipient_id: Text, attachment: Any, **kwargs: Any) -> None:
+        if isinstance(attachment, dict):
+            link = str(attachment.get("link") or attachment.get("url") or (attachment.get("payload") or {}).get("src", ""))
+            kind = str(attachment.get("type") or "document")
+            filename = str(attachment.get("filename", ""))
+        else:
+            link, kind, filename = str(attachment), "document", ""
+        await self._deliver(recipient_id, lambda: wire.media_message(recipient_id, kind, link, filename=filename))
+
+    async def send_custom_json(self, recipient_id: Text, json_message: Dict[Text, Any], **kwargs: Any) -> None:
+        """`custom` responses are WhatsApp message objects (optionally under a
+        `whatsapp` key): products, product lists, catalogs, templates, locations..."""
+        message = json_message.get(CHANNEL, json_message)
+        await self._deliver(recipient_id, lambda: wire.custom_message(recipient_id, message))
+
+
+# --------------------------------------------------------------------- the input channel
+
+
+@dataclasses.dataclass(frozen=True)
+class WhatsAppSettings:
+    graph: GraphApiConfig
+    app_secret: str
+    verify_token: str
+    mark_as_read: bool = True
+    retry: RetryPolicy = RetryPolicy()
+    # Where customers reach this server (links to GDPR exports); the webhook's host.
+    public_url: str = "http://127.0.0.1:5005"
+
+    REQUIRED = ("access_token", "phone_number_id", "app_secret", "verify_token")
+
+    @classmethod
+    def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> "WhatsAppSettings":
+        credentials = credentials or {}
+        missing = [k for k in cls.REQUIRED if not str(credentials.get(k) or "").strip()]
+        if missing:
+            env = ", ".join(f"WHATSAPP_{k.upper()}" for k in missing)
+            raise RasaException(
+                f"WhatsApp channel: missing {', '.join(missing)} in credentials.yml (set {env}, "
+                f"or run `make run` for the sandbox simulator)."
+            )
+        return cls(
+            graph=GraphApiConfig(
+                access_token=str(credentials["access_token"]),
+                phone_number_id=str(credentials["phone_number_id"]),
+                api_version=str(credentials.get("api_version") or "v21.0"),
+                base_url=str(credentials.get("graph_api_url") or "https://graph.facebook.com"),
+                timeout=float(credentials.get("timeout") or 10.0),
+            ),
+            app_secret=str(credentials["app_secret"]),
+            verify_token=str(credentials["verify_token"]),
+            mark_as_read=str(credentials.get("mark_as_read", True)).lower() not in ("false", "0", "no"),
+            retry=RetryPolicy(
+                attempts=int(credentials.get("retry_attempts") or 5),
+                base_delay=float(credentials.get("retry_base_delay") or 0.5),
+            ),
+            public_url=str(
+                credentials.get("public_url")
+                or os.environ.get("SHOP_PUBLIC_URL")
+                or f"http://127.0.0.1:{os.environ.get('RASA_PORT', '5005')}"
+            ),
+        )
+
+
+class WhatsAppInput(InputChannel):
+    @classmethod
+    def name(cls) -> Text:
+        return CHANNEL
+
+    @classmethod
+    def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> InputChannel:
+        return cls(WhatsAppSettings.from_credentials(credentials))
+
+    def __init__(self, settings: WhatsAppSettings, db: Optional[Database] = None) -> None:
+        self.settings = settings
+        self._db = db
+        self.client = GraphApiClient(settings.graph, settings.retry)
+        self.me = WorkerIdentity.current()  # again in _start: Sanic may fork workers
+        self.dispatcher: Optional[Dispatcher] = None
+        self._on_new_message: Optional[Callable[[UserMessage], Awaitable[Any]]] = None
+        self._sender: Optional[WhatsAppSender] = None
+        self.processor: Optional[EventProcessor] = None
+
+    @property
+    def db(self) -> Database:
+        if self._db is None:
+            self._db = get_database()
+        return self._db
+
+    @property
+    def sender(self) -> WhatsAppSender:
+        if self._sender is None:
+            self._sender = WhatsAppSender(self.client, self.db)
+        return self._sender
+
+    def get_output_channel(self) -> OutputChannel:
+        """For messages Rasa sends on its own (trigger_intent, reminders): the window is
+        looked up in the contact store."""
+        return WhatsAppOutput(self.sender)
+
+    # -- webhook ------------------------------------------------------------------
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        self._on_new_message = on_new_message
+        webhook = Blueprint("whatsapp_webhook", __name__)
+
+        @webhook.get("/")
+        async def health(request: Request) -> HTTPResponse:
+            agent = getattr(request.app.ctx, "agent", None)
+            return response.json({"status": "ok", "model_loaded": bool(agent and agent.is_ready())})
+
+        @webhook.get("/webhook")
+        async def verify(request: Request) -> HTTPResponse:
+            args = request.args
+            if args.get("hub.mode") == "subscribe" and args.get("hub.verify_token") == self.settings.verify_token:
+                return response.text(args.get("hub.challenge", ""))
+            logger.warning("WhatsApp webhook verification refused (wrong mode or verify token)")
+            return response.text("verification failed", status=403)
+
+        @webhook.get("/exports/<name>")
+        async def download_export(_: Request, name: str) -> HTTPResponse:
+            """A customer's GDPR export (unguessable link, valid for 24 hours)."""
+            path = await asyncio.get_running_loop().run_in_executor(None, gdpr.export_path, name)
+            if path is None:
+                return response.json({"error": "this link does not exist or has expired"}, status=404)
+            return await response.file(
+                str(path), mime_type="application/json",
+                headers={"Cache-Control": "no-store", "Content-Disposition": 'attachment; filename="loop-and-thread-data.json"'},
+            )
+
+        @webhook.post("/webhook")
+        async def receive(request: Request) -> HTTPResponse:
+            return await self.acknowledge(request.body, request.headers.get(signature.HEADER))
+
+        # before_server_start: Sanic already serves requests while after_server_start
+        # listeners run, and every acknowledged event needs its owner and dispatcher.
+        webhook.listener("before_server_start")(self._start)
+        webhook.listener("before_server_stop")(self._stop)
+        return webhook
+
+    async def acknowledge(self, body: bytes, signature_header: Optional[str]) -> HTTPResponse:
+        """Verify, parse, record durably, answer. Processing happens after the answer."""
+        if not signature_header:
+            logger.warning("WhatsApp webhook without %s refused", signature.HEADER)
+            return response.json({"error": f"missing {signature.HEADER}"}, status=401)
+        if not signature.is_valid(body, signature_header, self.settings.app_secret):
+            logger.warning("WhatsApp webhook with a wrong signature refused")
+            return response.json({"error": "invalid signature"}, status=403)
+        try:
+            payload = json.loads(body)
+        except ValueError as error:
+            logger.warning("WhatsApp webhook with malformed JSON refused: %s", error)
+            return response.json({"error": f"malformed JSON: {error}"}, status=400)
+        try:
+            batch = wire.parse_webhook(payload)
+        except wire.MalformedPayload as error:
+            # 200 anyway: Meta would redeliver a non-200 for days.
+            logger.warning("Ignoring webhook of unknown shape (%s): %s", error, body[:300])
+            return response.json({"status": "ignored"})
+        for note in batch.ignored:
+            logger.warning("WhatsApp webhook: %s", note)
+        for error in batch.errors:
+            logger.error("WhatsApp reported error %s: %s %s", error.code, error.title or error.message, error.details)
+        if not (batch.messages or batch.statuses or batch.preferences):
+            return response.json({"status": "ok"})
+        try:
+            new_items = await self.db.run_urgent(inbox.record, inbox_events(batch), self.me.instance_id, time.time())
+        except Exception:
+            logger.exception("Could not record webhook; answering 500 so Meta redelivers it")
+            return response.json({"error": "temporarily unavailable"}, status=500)
+        if self.dispatcher is not None:
+            self.dispatcher.submit(new_items)
+        return response.json({"status": "ok"})
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    async def _start(self, app: Any, _: Any) -> None:
+        self.me = WorkerIdentity.current()
+        _ = self.db  # opens the database (and starts its threads) before the dispatcher
+        # Rasa's NLU and policies hold the GIL in the dispatcher thread for long Python
+        # stretches; a shorter switch interval (default 5 ms) lets the Sanic thread take
+        # it back quickly enough to acknowledge webhooks in a few milliseconds.
+        sys.setswitchinterval(ACK_SWITCH_INTERVAL)
+        # TensorFlow 2.12 imports JAX, whose garbage-collector hook makes XLA collect its
+        # buffers on every collection, milliseconds each time with the GIL held. Nothing
+        # here uses JAX.
+        gc.callbacks[:] = [c for c in gc.callbacks if not getattr(c, "__module__", "").startswith("jax")]
+        self.processor = EventProcessor(
+            self.db, self.sender, functools.partial(WhatsAppOutput, self.sender), self._on_new_message,  # type: ignore[arg-type]
+            agent=lambda: getattr(app.ctx, "agent", None), me=self.me, channel=CHANNEL,
+            mark_as_read=self.settings.mark_as_read, public_url=self.settings.public_url,
+        )
+        self.dispatcher = Dispatcher(self.processor.process)
+        self.dispatcher.start()
+        self.dispatcher.run_coroutine(self.processor.maintain(self.dispatcher))
+
+    async def in_bot(self, coroutine: Awaitable[Any]) -> Any:
+        """Runs conversation work (tracker reads and writes) where Rasa's processing runs:
+        on the dispatcher's loop, never blocking Sanic's (the agent desk uses this)."""
+        assert self.dispatcher is not None, "the channel has not started"
+        return await asyncio.wrap_future(self.dispatcher.run_coroutine(coroutine))
+
+    async def _stop(self, app: Any, _: Any) -> None:
+        if self.dispatcher is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.dispatcher.stop)
+

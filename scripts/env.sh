@@ -1,0 +1,26 @@
+# Sourced by the Makefile and scripts: defaults for every setting. Anything already set
+# in the environment wins, so a real WhatsApp number is only a matter of exporting the
+# WHATSAPP_* variables (see README, "Connect a real WhatsApp number").
+
+export RASA_PORT="${RASA_PORT:-5005}"
+export ACTIONS_PORT="${ACTIONS_PORT:-5055}"
+export SIMULATOR_PORT="${SIMULATOR_PORT:-5100}"
+export RASA_ENDPOINTS="${RASA_ENDPOINTS:-endpoints.yml}"
+export RASA_TELEMETRY_ENABLED="${RASA_TELEMETRY_ENABLED:-false}"
+export SQLALCHEMY_SILENCE_UBER_WARNING=1
+
+if [ -z "${WHATSAPP_ACCESS_TOKEN:-}" ]; then
+  # Sandbox: the local simulator plays WhatsApp and the Graph API.
+  export WHATSAPP_SANDBOX=1
+  export WHATSAPP_ACCESS_TOKEN=sandbox-access-token
+  export WHATSAPP_PHONE_NUMBER_ID="${WHATSAPP_PHONE_NUMBER_ID:-100000000000001}"
+  export WHATSAPP_APP_SECRET="${WHATSAPP_APP_SECRET:-sandbox-app-secret}"
+  export WHATSAPP_VERIFY_TOKEN="${WHATSAPP_VERIFY_TOKEN:-sandbox-verify-token}"
+  export WHATSAPP_API_URL="${WHATSAPP_API_URL:-http://127.0.0.1:${SIMULATOR_PORT}}"
+  # The simulator also hosts placeholder product photos.
+  export SHOP_IMAGE_BASE_URL="${SHOP_IMAGE_BASE_URL:-http://127.0.0.1:${SIMULATOR_PORT}/sim/images/}"
+else
+  export WHATSAPP_SANDBOX=0
+fi
+export WHATSAPP_API_VERSION="${WHATSAPP_API_VERSION:-v21.0}"
+export WHATSAPP_API_URL="${WHATSAPP_API_URL:-https://graph.facebook.com}"

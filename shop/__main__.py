@@ -1,0 +1,127 @@
+"""Operator commands for the shop's data (run from the project root, or via `make`).
+
+    python -m shop export  491701234567 [--out data.json]   # GDPR: everything held on a contact
+    python -m shop delete  491701234567 --yes               # GDPR: erase it, tracker events included
+    python -m shop consent 491701234567                     # consent status and history
+    python -m shop consent 491701234567 --opt-out --note "asked by phone"
+    python -m shop agent add Ana --labels "customer support,returns"   # prints Ana's desk token
+    python -m shop agent list | python -m shop agent remove Ana
+
+The tracker store is the one the endpoints file configures (RASA_ENDPOINTS, default
+endpoints.yml); the shop database is SHOP_DB_URL (default var/shop.db).
+"""
+import argparse
+import datetime as dt
+import json
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import List, Optional
+
+os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
+with warnings.catch_warnings():  # Rasa's dependencies warn about themselves at import
+    warnings.simplefilter("ignore")
+    from rasa_plugins import conversation_store
+
+from shop import agents, consent, gdpr  # noqa: E402
+from shop.db import get_database  # noqa: E402
+
+
+def _endpoints(args: argparse.Namespace) -> Path:
+    return Path(args.endpoints or os.environ.get("RASA_ENDPOINTS") or "endpoints.yml")
+
+
+def export(args: argparse.Namespace) -> int:
+    events = conversation_store.conversation(conversation_store.read_config(_endpoints(args)), args.wa_id)
+    data = get_database().transaction(gdpr.export, args.wa_id, events)
+    text = json.dumps(data, indent=2, ensure_ascii=False, default=str)
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+        print(f"exported {len(events)} conversation events of {args.wa_id} to {args.out}", file=sys.stderr)
+    else:
+        print(text)
+    return 0
+
+
+def delete(args: argparse.Namespace) -> int:
+    if not args.yes:
+        print(f"This erases everything held on {args.wa_id}. Run again with --yes to do it.", file=sys.stderr)
+        return 1
+    events = conversation_store.erase(conversation_store.read_config(_endpoints(args)), args.wa_id)
+    counts = get_database().transaction(gdpr.erase, args.wa_id, time.time())
+    print(f"erased {args.wa_id}: {events} tracker events, " + ", ".join(f"{n} {t}" for t, n in counts.items()))
+    return 0
+
+
+def show_consent(args: argparse.Namespace) -> int:
+    db = get_database()
+    if args.opt_in or args.opt_out:
+        change = consent.opt_in if args.opt_in else consent.opt_out
+        db.transaction(change, args.wa_id, "operator", None, args.note or f"set by {os.environ.get('USER', 'operator')}")
+    print(f"{args.wa_id}: {db.transaction(consent.status, args.wa_id)}, "
+          f"marketing allowed: {db.transaction(consent.may_send_marketing, args.wa_id)}")
+    for event in db.transaction(consent.history, args.wa_id):
+        when = dt.datetime.fromtimestamp(event.at, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        print(f"  {when}  {event.status:<10} via {event.source:<20} {event.detail or ''}")
+    return 0
+
+
+def agent(args: argparse.Namespace) -> int:
+    db = get_database()
+    if args.action == "add":
+        labels = [label.strip() for label in (args.labels or "").split(",") if label.strip()]
+        if not labels:
+            print("give the labels the agent serves: --labels \"customer support,returns\" (or \"*\" for all)", file=sys.stderr)
+            return 1
+        token = db.transaction(agents.add, args.name, labels, args.token)
+        print(f"agent {args.name} serves {', '.join(labels)}; desk token (shown once): {token}")
+    elif args.action == "remove":
+        if not db.transaction(agents.remove, args.name):
+            print(f"no agent {args.name}", file=sys.stderr)
+            return 1
+        print(f"removed agent {args.name}")
+    else:
+        for each in db.transaction(agents.all_agents):
+            print(f"{each.name}: {', '.join(each.labels)}")
+    return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m shop", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--endpoints", help="endpoints file with the tracker store (default: $RASA_ENDPOINTS or endpoints.yml)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    p = commands.add_parser("export", help="everything held on a contact, as JSON")
+    p.add_argument("wa_id")
+    p.add_argument("--out", help="write to this file instead of standard output")
+    p.set_defaults(run=export)
+    p = commands.add_parser("delete", help="erase a contact and its conversation")
+    p.add_argument("wa_id")
+    p.add_argument("--yes", action="store_true", help="really do it")
+    p.set_defaults(run=delete)
+    p = commands.add_parser("consent", help="show (or set) a contact's marketing consent")
+    p.add_argument("wa_id")
+    choice = p.add_mutually_exclusive_group()
+    choice.add_argument("--opt-in", action="store_true")
+    choice.add_argument("--opt-out", action="store_true")
+    p.add_argument("--note", help="why (kept in the consent history)")
+    p.set_defaults(run=show_consent)
+    p = commands.add_parser("agent", help="agents of the desk: add (prints a token), list, remove")
+    p.add_argument("action", choices=("add", "list", "remove"))
+    p.add_argument("name", nargs="?")
+    p.add_argument("--labels", help='comma-separated labels the agent serves, "*" for all')
+    p.add_argument("--token", help="use this token instead of a random one (sandbox demos)")
+    p.set_defaults(run=agent)
+    args = parser.parse_args(argv)
+    if args.command == "agent" and args.action in ("add", "remove") and not args.name:
+        parser.error("agent add/remove needs a NAME")
+    try:
+        return args.run(args)
+    except conversation_store.TrackerStoreError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,189 @@
+"""The shop's own SQL database (SQLAlchemy 1.4 Core).
+
+SQLite file by default, PostgreSQL by URL (`SHOP_DB_URL`). Used from the Rasa server,
+the action server and CLIs at the same time, so:
+- SQLite runs in WAL mode with `BEGIN IMMEDIATE` transactions and a busy timeout
+  (writers queue instead of failing), synchronous=NORMAL (survives kill -9; a power cut
+  may lose the last transactions, which is what WAL+NORMAL trades for speed);
+- async callers go through `Database.run`, which runs the work on the database's own
+  threads, never on the event loop. On SQLite one thread does every transaction of the
+  process (there is only one writer at a time anyway, and SQLite's busy handler sleeps
+  in steps of milliseconds when two threads of one process collide); urgent work, such
+  as recording a webhook before acknowledging it, jumps the queue.
+"""
+import asyncio
+import itertools
+import os
+import queue
+import sqlite3
+import sys
+import threading
+import time
+from concurrent.futures import Future
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional, Tuple, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from shop import schema
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_URL = f"sqlite:///{PROJECT_ROOT / 'var' / 'shop.db'}"
+
+T = TypeVar("T")
+
+
+def database_url() -> str:
+    return os.environ.get("SHOP_DB_URL") or DEFAULT_URL
+
+
+def _sqlite_engine(url: str) -> Engine:
+    path = sa.engine.make_url(url).database
+    if path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    # A pool (SQLAlchemy 1.4 defaults to none for SQLite files): opening a connection and
+    # setting its pragmas costs more than the transactions themselves.
+    engine = sa.create_engine(
+        url, future=True, poolclass=sa.pool.QueuePool, pool_size=8, max_overflow=8,
+        connect_args={"timeout": 30, "check_same_thread": False},
+    )
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _: Any) -> None:
+        # Take over transaction control from pysqlite (see SQLAlchemy's SQLite notes).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        # Checkpoints (copying the WAL into the database file, with an fsync) happen in
+        # a background thread, not inside some unlucky commit on the hot path.
+        cursor.execute("PRAGMA wal_autocheckpoint=0")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        # IMMEDIATE takes the write lock up front: no read-then-write upgrade deadlocks.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    if path and path != ":memory:":
+        threading.Thread(target=_checkpoint_forever, args=(path,), name="shop-db-checkpoint", daemon=True).start()
+    return engine
+
+
+def _checkpoint_forever(path: str, every: float = 2.0) -> None:
+    connection = sqlite3.connect(path, timeout=30, check_same_thread=False)
+    while True:
+        time.sleep(every)
+        try:
+            connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error:  # busy with another process's checkpoint: next time
+            pass
+
+
+class _PriorityExecutor:
+    """A few threads taking work most-urgent-first (lower number first), FIFO within."""
+
+    def __init__(self, threads: int, name: str) -> None:
+        self._queue: "queue.PriorityQueue[Tuple[int, int, Optional[Future], Optional[Callable[[], Any]]]]" = queue.PriorityQueue()
+        self._order = itertools.count()
+        self._threads = [threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True) for i in range(threads)]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, priority: int, call: Callable[[], T]) -> "Future[T]":
+        future: "Future[T]" = Future()
+        self._queue.put((priority, next(self._order), future, call))
+        return future
+
+    def _work(self) -> None:
+        while True:
+            _, _, future, call = self._queue.get()
+            if future is None or call is None:
+                return
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(call())
+            except BaseException as error:  # handed to the awaiting coroutine
+                future.set_exception(error)
+
+    def shutdown(self) -> None:
+        for _ in self._threads:
+            self._queue.put((sys.maxsize, next(self._order), None, None))
+
+
+URGENT, NORMAL = 0, 1
+
+
+class Database:
+    def __init__(self, url: Optional[str] = None) -> None:
+        self.url = url or database_url()
+        if self.url.startswith("sqlite"):
+            self.engine = _sqlite_engine(self.url)
+        else:
+            self.engine = sa.create_engine(self.url, future=True, pool_pre_ping=True, pool_size=8, max_overflow=8)
+        self._executor = _PriorityExecutor(1 if self.dialect == "sqlite" else 8, "shop-db")
+        schema.migrate(self.engine)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def transaction(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Runs fn(conn, *args, **kwargs) in one transaction (synchronous callers)."""
+        with self.engine.begin() as conn:
+            return fn(conn, *args, **kwargs)
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Same as `transaction`, off the event loop."""
+        return await asyncio.wrap_future(self._executor.submit(NORMAL, partial(self.transaction, fn, *args, **kwargs)))
+
+    def with_cursor(self, fn: Callable[..., T], *args: Any) -> T:
+        """Runs fn(cursor, dialect, *args) on a plain DB-API cursor and commits.
+
+        For the hot path: no SQL compilation, and on SQLite (autocommit) one statement is
+        one transaction with a single trip into the database library.
+        """
+        connection = self.engine.raw_connection()
+        try:
+            result = fn(connection.cursor(), self.dialect, *args)
+            connection.commit()
+            return result
+        except BaseException:
+            connection.rollback()
+            raise
+        finally:
+            connection.close()
+
+    async def run_urgent(self, fn: Callable[..., T], *args: Any) -> T:
+        """`with_cursor`, off the event loop and ahead of all queued normal work."""
+        return await asyncio.wrap_future(self._executor.submit(URGENT, partial(self.with_cursor, fn, *args)))
+
+    def dispose(self) -> None:
+        self._executor.shutdown()
+        self.engine.dispose()
+
+
+_databases: Dict[str, Database] = {}
+_lock = threading.Lock()
+
+
+def get_database(url: Optional[str] = None) -> Database:
+    """One Database (engine, pool, thread pool) per URL and process."""
+    url = url or database_url()
+    with _lock:
+        if url not in _databases:
+            _databases[url] = Database(url)
+        return _databases[url]
+
+
+def insert(conn: Connection, table: sa.Table) -> Any:
+    """An INSERT that knows ON CONFLICT on both SQLite and PostgreSQL."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    return dialect_insert(table)

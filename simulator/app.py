@@ -1,0 +1,668 @@
+"""aiohttp application: Graph API routes, the customer chat API/page and the test API."""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import secrets
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional
+from urllib.parse import quote, urlsplit
+
+from aiohttp import web
+
+from . import graph_api
+from .catalog import Catalog
+from .config import SimulatorConfig
+from .customer import MEDIA_MIME_TYPES, CustomerInputError, build_inbound_message
+from .graph_api import GraphApiError
+from .images import product_image
+from .state import (
+    Chat, ChatMessage, Fault, RecordLog, RequestRecord, SimulatorState, WebhookRecord, new_wamid,
+)
+from .webhooks import (
+    WebhookSender, message_webhook, serialize, status_object, status_webhook,
+    user_preferences_webhook,
+)
+
+logger = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+VERSION_PATTERN = r"v\d+\.\d+"
+WA_ID = re.compile(r"^\d{5,15}$")
+SSE_KEEPALIVE_SECONDS = 15.0
+MAX_WAIT_SECONDS = 120.0
+
+
+def _json_error(status: int, message: str) -> web.HTTPException:
+    exc_class = {400: web.HTTPBadRequest, 404: web.HTTPNotFound}.get(status, web.HTTPBadRequest)
+    return exc_class(text=json.dumps({"error": message}), content_type="application/json")
+
+
+async def _read_json(request: web.Request) -> Any:
+    if not request.can_read_body:
+        return {}
+    try:
+        return await request.json()
+    except json.JSONDecodeError:
+        raise _json_error(400, "body must be JSON") from None
+
+
+def _query_float(request: web.Request, name: str, default: float) -> float:
+    try:
+        return float(request.query.get(name, default))
+    except ValueError:
+        raise _json_error(400, f"{name} must be a number") from None
+
+
+def _query_int(request: web.Request, name: str, default: int) -> int:
+    try:
+        return int(request.query.get(name, default))
+    except ValueError:
+        raise _json_error(400, f"{name} must be an integer") from None
+
+
+class Simulator:
+    """All routes; one instance per application, holding the in-memory world."""
+
+    def __init__(self, config: SimulatorConfig, catalog: Optional[Catalog] = None) -> None:
+        self.config = config
+        self.catalog = catalog or Catalog.load(config.resolved_catalog_path(), config.catalog_id)
+        self.state = SimulatorState()
+        self.sender = WebhookSender(config, self.state.webhooks)
+
+    # ------------------------------------------------------------------ routes
+
+    def routes(self) -> list[web.AbstractRouteDef]:
+        api = "/sim/api"
+        return [
+            web.post(f"/{{version:{VERSION_PATTERN}}}/{{phone_number_id}}/messages", self.graph_messages),
+            # Media URL of a customer's photo/file (one path segment: the media id).
+            web.get(f"/{{version:{VERSION_PATTERN}}}/{{media_id:[^/]+}}", self.graph_media),
+            web.route("*", f"/{{version:{VERSION_PATTERN}}}/{{tail:.*}}", self.graph_unknown),
+            web.get("/sim/media/{media_id}", self.media_download),
+            web.get("/", self.index),
+            web.get(f"{api}/status", self.status),
+            web.get(f"{api}/catalog", self.get_catalog),
+            web.get(f"{api}/chats", self.list_chats),
+            web.get(f"{api}/chats/{{wa_id}}", self.get_chat),
+            web.post(f"{api}/chats/{{wa_id}}/messages", self.customer_send),
+            # wamids are base64 and may contain "/": let the id span path segments.
+            web.post(f"{api}/chats/{{wa_id}}/messages/{{message_id:.+}}/redeliver", self.customer_redeliver),
+            web.post(f"{api}/chats/{{wa_id}}/seen", self.customer_seen),
+            web.post(f"{api}/chats/{{wa_id}}/preferences", self.customer_preferences),
+            web.get(f"{api}/chats/{{wa_id}}/events", self.chat_events),
+            web.get(f"{api}/faults", self.get_faults),
+            web.post(f"{api}/faults", self.add_faults),
+            web.delete(f"{api}/faults", self.clear_faults),
+            web.get(f"{api}/requests", self.get_requests),
+            web.get(f"{api}/requests/wait", self.wait_requests),
+            web.delete(f"{api}/requests", self.clear_requests),
+            web.get(f"{api}/webhooks", self.get_webhooks),
+            web.get(f"{api}/webhooks/wait", self.wait_webhooks),
+            web.delete(f"{api}/webhooks", self.clear_webhooks),
+            web.get(f"{api}/clock", self.get_clock),
+            web.post(f"{api}/clock", self.set_clock),
+            web.post(f"{api}/reset", self.reset),
+            web.get("/sim/images/{retailer_id}.{ext:jpe?g|png}", self.product_image),
+            web.static("/static", STATIC_DIR),
+        ]
+
+    # ------------------------------------------------------------------ Graph API
+
+    async def _open_record(self, request: web.Request) -> tuple[RequestRecord, Any, bool]:
+        raw = await request.read()
+        try:
+            body: Any = json.loads(raw) if raw else None
+            parsed = body is not None
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            body, parsed = raw.decode("utf-8", "replace"), False
+        record = RequestRecord(
+            seq=self.state.requests.next_seq(),
+            received_at=time.time(),
+            method=request.method,
+            path=request.path_qs,
+            headers=dict(request.headers),
+            body=body,
+        )
+        # Logged on arrival (in order); response fields are filled when answered.
+        self.state.requests.append(record)
+        return record, body, parsed
+
+    def _close_record(self, record: RequestRecord, status: int, body: Any) -> web.Response:
+        record.response_status, record.response_body = status, body
+        self.state.requests.changed.notify()
+        error = body.get("error", {}) if isinstance(body, dict) else {}
+        logger.info(
+            "Graph %s %s (%s to %s) -> %s%s", record.method, record.path, record.kind,
+            record.to or "-", status, f" code {error.get('code')}" if error else "",
+        )
+        return web.json_response(body, status=status)
+
+    def _authorize(self, request: web.Request) -> None:
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer":
+            token = request.query.get("access_token", "")
+        if token.strip() != self.config.access_token:
+            raise graph_api.invalid_token()
+
+    async def graph_messages(self, request: web.Request) -> web.StreamResponse:
+        record, body, parsed = await self._open_record(request)
+        after: Optional[Callable[[], None]] = None
+        try:
+            self._authorize(request)
+            phone_number_id = request.match_info["phone_number_id"]
+            if phone_number_id != self.config.phone_number_id:
+                raise graph_api.unknown_object(phone_number_id)
+            if not parsed or not isinstance(body, dict):
+                raise graph_api.invalid_parameter("Request body must be a JSON object.")
+            if graph_api.is_read_receipt(body):
+                status, result = 200, self._mark_read(body)
+            else:
+                status, result, after = await self._send(body)
+        except GraphApiError as exc:
+            status, result = exc.http_status, exc.to_body()
+        response = self._close_record(record, status, result)
+        if after is not None:
+            # Flush the answer first, so the bot knows the wamid before its statuses arrive.
+            await response.prepare(request)
+            await response.write_eof()
+            after()
+        return response
+
+    async def graph_unknown(self, request: web.Request) -> web.Response:
+        record, _, _ = await self._open_record(request)
+        try:
+            self._authorize(request)
+            raise graph_api.unknown_path(request.path)
+        except GraphApiError as exc:
+            return self._close_record(record, exc.http_status, exc.to_body())
+
+    async def graph_media(self, request: web.Request) -> web.Response:
+        """``GET /{version}/{media_id}``: where to download a customer's media (the URL
+        needs the access token too, as Meta's does)."""
+        record, _, _ = await self._open_record(request)
+        try:
+            self._authorize(request)
+            media_id = request.match_info["media_id"]
+            media = self.state.media.get(media_id)
+            if media is None:
+                raise graph_api.unknown_object(media_id, method="get")
+        except GraphApiError as exc:
+            return self._close_record(record, exc.http_status, exc.to_body())
+        # The simulator's own address as the bot reached it (works with port 0 too).
+        url = f"{request.scheme}://{request.host}/sim/media/{quote(media_id, safe='')}?token={media.url_token}"
+        return self._close_record(record, 200, {
+            "messaging_product": "whatsapp",
+            "url": url,
+            "mime_type": media.mime_type,
+            "sha256": media.sha256_hex,
+            "file_size": len(media.content),
+            "id": media_id,
+        })
+
+    async def media_download(self, request: web.Request) -> web.Response:
+        """The media URL handed out by :meth:`graph_media`: the bytes, with the token."""
+        try:
+            self._authorize(request)
+        except GraphApiError as exc:
+            return web.json_response(exc.to_body(), status=exc.http_status)
+        media = self.state.media.get(request.match_info["media_id"])
+        if media is None or not secrets.compare_digest(request.query.get("token", ""), media.url_token):
+            raise web.HTTPNotFound(text="media not found or URL expired")
+        return web.Response(body=media.content, headers={
+            "Content-Type": media.mime_type,
+            "Content-Disposition": "attachment",
+            "Cache-Control": "private, no-store",
+        })
+
+    async def _send(self, body: dict) -> tuple[int, dict, Callable[[], None]]:
+        fault = self.state.faults.popleft() if self.state.faults else None
+        if fault is not None and fault.delay:
+            await asyncio.sleep(fault.delay)
+        if fault is not None and fault.status != 200:
+            raise graph_api.error_for_code(
+                fault.code or 131000, http_status=fault.status, message=fault.message,
+                details=fault.details,
+            )
+        message_type, wa_id = graph_api.validate_send(body)
+        now = self.state.clock.now()
+        if message_type == "template":
+            template = body["template"]
+            known = self.config.templates
+            if known is not None and template["name"] not in known:
+                raise graph_api.unknown_template(template["name"], template["language"]["code"])
+            category = (known or {}).get(template["name"], "marketing")
+        else:
+            chat = self.state.chats.get(wa_id)
+            last = chat.last_inbound_at if chat else None
+            if last is None or now - last > self.config.window_seconds:
+                raise graph_api.reengagement()
+            category = "service"
+
+        chat = self.state.chat(wa_id)
+        failure = fault.status_webhook_failure if fault is not None else None
+        message = ChatMessage(
+            id=new_wamid(wa_id), direction="bot", type=message_type, payload=body,
+            timestamp=now, status="failed" if failure else "delivered",
+            context_id=(body.get("context") or {}).get("message_id"), category=category,
+        )
+        if failure:
+            message.error = self._status_error(failure)
+        self.state.add_message(chat, message)
+        self.state.hub.publish(wa_id, "message", message.to_json())
+
+        result: dict[str, Any] = {
+            "messaging_product": "whatsapp",
+            "contacts": [{"input": body["to"], "wa_id": wa_id}],
+            "messages": [{"id": message.id}],
+        }
+        if message_type == "template":
+            result["messages"][0]["message_status"] = "accepted"
+        conversation_id, expires, _ = chat.conversation(category, now, self.config.window_seconds)
+
+        def send_statuses() -> None:
+            pricing = {"billable": True, "pricing_model": "CBP", "category": category}
+            sent = status_object(
+                message.id, "sent", now, wa_id,
+                conversation={"id": conversation_id, "expiration_timestamp": str(int(expires)),
+                              "origin": {"type": category}},
+                pricing=pricing,
+            )
+            self.sender.deliver_in_order(wa_id, "status", status_webhook(self.config, sent))
+            if failure:
+                final = status_object(message.id, "failed", now, wa_id, errors=[message.error or {}])
+            else:
+                final = status_object(
+                    message.id, "delivered", now, wa_id,
+                    conversation={"id": conversation_id, "origin": {"type": category}},
+                    pricing=pricing,
+                )
+            self.sender.deliver_in_order(wa_id, "status", status_webhook(self.config, final))
+
+        return 200, result, send_statuses
+
+    @staticmethod
+    def _status_error(failure: dict) -> dict[str, Any]:
+        code = int(failure["code"])
+        title = failure.get("title") or graph_api.error_title(code)
+        return {
+            "code": code,
+            "title": title,
+            "message": failure.get("message") or title,
+            "error_data": {
+                "details": failure.get("details") or graph_api.DEFAULT_DETAILS.get(code, title)
+            },
+        }
+
+    def _mark_read(self, body: dict) -> dict[str, Any]:
+        message_id = graph_api.validate_read_receipt(body)
+        found = self.state.find_message(message_id)
+        if found is None or found[1].direction != "customer":
+            raise graph_api.invalid_parameter(
+                f"Param message_id does not match any message received from a customer: {message_id!r}."
+            )
+        chat, target = found
+        # Reading a message reads everything before it in the chat (blue ticks).
+        for message in chat.messages[: chat.messages.index(target) + 1]:
+            if message.direction == "customer" and message.status != "read":
+                message.status = "read"
+                self._publish_status(chat, message)
+        if body.get("typing_indicator"):
+            self.state.hub.publish(chat.wa_id, "typing", {"message_id": message_id})
+        return {"success": True}
+
+    def _publish_status(self, chat: Chat, message: ChatMessage) -> None:
+        self.state.hub.publish(
+            chat.wa_id, "status", {"id": message.id, "status": message.status, "error": message.error}
+        )
+
+    # ------------------------------------------------------------------ customer side
+
+    async def product_image(self, request: web.Request) -> web.Response:
+        """A placeholder photo of a catalog product (the sandbox's image host)."""
+        product = self.catalog.get(request.match_info["retailer_id"])
+        if product is None:
+            raise web.HTTPNotFound(text="unknown product")
+        fmt = "PNG" if request.match_info["ext"] == "png" else "JPEG"
+        body = product_image(product.retailer_id, product.name, (product.colors or (None,))[0], fmt)
+        return web.Response(body=body, content_type=f"image/{fmt.lower()}", headers={"Cache-Control": "max-age=3600"})
+
+    async def index(self, request: web.Request) -> web.FileResponse:
+        return web.FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+    def _wa_id(self, request: web.Request) -> str:
+        wa_id = request.match_info["wa_id"]
+        if not WA_ID.match(wa_id):
+            raise _json_error(400, "wa_id must be 5 to 15 digits")
+        return wa_id
+
+    def _chat_or_404(self, wa_id: str) -> Chat:
+        chat = self.state.chats.get(wa_id)
+        if chat is None:
+            raise _json_error(404, f"no chat with {wa_id}")
+        return chat
+
+    def _chat_json(self, chat: Chat) -> dict[str, Any]:
+        return chat.to_json(self.state.clock.now(), self.config.window_seconds)
+
+    async def status(self, request: web.Request) -> web.Response:
+        last = self.sender.last
+        data: dict[str, Any] = {
+            "shop_name": self.config.shop_name,
+            "webhook_url": self.config.webhook_url,
+            "phone_number_id": self.config.phone_number_id,
+            "display_phone_number": self.config.display_phone_number,
+            "waba_id": self.config.waba_id,
+            "catalog_id": self.config.catalog_id,
+            "clock_offset_seconds": self.state.clock.offset_seconds,
+            "last_webhook": None if last is None else {
+                "ok": last.ok, "response_status": last.response_status, "error": last.error,
+            },
+        }
+        if request.query.get("probe"):
+            data["bot_reachable"], data["probe_error"] = await self._probe_bot()
+        return web.json_response(data)
+
+    async def _probe_bot(self) -> tuple[bool, Optional[str]]:
+        """TCP-connect to the webhook's host: tells the page early if the bot is down,
+        without sending the bot any request."""
+        url = urlsplit(self.config.webhook_url)
+        port = url.port or (443 if url.scheme == "https" else 80)
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(url.hostname, port), 2.0)
+        except (OSError, asyncio.TimeoutError) as exc:
+            return False, f"{type(exc).__name__}: {exc}".rstrip(": ")
+        writer.close()
+        return True, None
+
+    async def get_catalog(self, request: web.Request) -> web.Response:
+        return web.json_response(self.catalog.to_json())
+
+    async def list_chats(self, request: web.Request) -> web.Response:
+        return web.json_response([
+            {"wa_id": chat.wa_id, "profile_name": chat.profile_name, "messages": len(chat.messages),
+             "last_inbound_at": chat.last_inbound_at}
+            for chat in self.state.chats.values()
+        ])
+
+    async def get_chat(self, request: web.Request) -> web.Response:
+        return web.json_response(self._chat_json(self._chat_or_404(self._wa_id(request))))
+
+    async def customer_send(self, request: web.Request) -> web.Response:
+        wa_id = self._wa_id(request)
+        data = await _read_json(request)
+        if not isinstance(data, dict):
+            raise _json_error(400, "body must be a JSON object")
+        name = data.get("profile_name")
+        chat = self.state.chat(wa_id, name if isinstance(name, str) and name.strip() else None)
+        now = self.state.clock.now()
+        message_id = new_wamid(wa_id)
+        try:
+            inbound = build_inbound_message(
+                data, chat=chat, message_id=message_id, timestamp=now, config=self.config,
+                catalog=self.catalog, media_store=self.state.media,
+            )
+        except CustomerInputError as exc:
+            raise _json_error(400, str(exc)) from None
+        self._keep_raw_media(inbound)
+        # Any inbound message (re)opens the 24-hour customer-service window.
+        chat.last_inbound_at = now
+        message = ChatMessage(
+            id=message_id, direction="customer", type=inbound["type"], payload=inbound,
+            timestamp=now, status="sent", context_id=(inbound.get("context") or {}).get("id"),
+        )
+        message.webhook_raw = serialize(message_webhook(self.config, wa_id, chat.profile_name, inbound))
+        self.state.add_message(chat, message)
+        self.state.hub.publish(wa_id, "message", message.to_json())
+        return web.json_response(await self._deliver_customer_message(chat, message))
+
+    def _keep_raw_media(self, inbound: dict[str, Any]) -> None:
+        """A ``raw`` media message with an id of its own: downloadable as well."""
+        kind = inbound.get("type")
+        media = inbound.get(kind) if kind in MEDIA_MIME_TYPES else None
+        media_id = media.get("id") if isinstance(media, dict) else None
+        if isinstance(media_id, str) and media_id and "/" not in media_id and media_id not in self.state.media:
+            mime_type = media.get("mime_type")
+            self.state.media.create(kind, mime_type if isinstance(mime_type, str) else MEDIA_MIME_TYPES[kind], media_id)
+
+    async def customer_redeliver(self, request: web.Request) -> web.Response:
+        """Resend a customer message's webhook byte for byte (Meta redelivery / retry)."""
+        chat = self._chat_or_404(self._wa_id(request))
+        message = chat.find(request.match_info["message_id"])
+        if message is None or message.webhook_raw is None:
+            raise _json_error(404, "no such customer message")
+        return web.json_response(await self._deliver_customer_message(chat, message))
+
+    async def _deliver_customer_message(self, chat: Chat, message: ChatMessage) -> dict[str, Any]:
+        record = await self.sender.deliver("message", None, raw=message.webhook_raw)
+        # The bot may already have marked it read while handling the webhook.
+        if message.status != "read":
+            message.status = "delivered" if record.ok else "failed"
+        message.error = None if record.ok else {
+            "response_status": record.response_status, "error": record.error,
+        }
+        self._publish_status(chat, message)
+        self.state.hub.publish(chat.wa_id, "webhook", {
+            "ok": record.ok, "response_status": record.response_status, "error": record.error,
+            "url": record.url,
+        })
+        return {
+            "id": message.id,
+            "status": message.status,
+            "webhook": {"response_status": record.response_status, "error": record.error},
+        }
+
+    async def customer_seen(self, request: web.Request) -> web.Response:
+        """The page displayed bot messages: mark them read and tell the bot."""
+        chat = self._chat_or_404(self._wa_id(request))
+        data = await _read_json(request)
+        ids = data.get("ids") if isinstance(data, dict) else None
+        if ids is not None and not (isinstance(ids, list) and all(isinstance(i, str) for i in ids)):
+            raise _json_error(400, "ids must be a list of message ids")
+        wanted = None if ids is None else set(ids)
+        now = self.state.clock.now()
+        newly_read = []
+        for message in chat.messages:
+            if message.direction != "bot" or message.status not in ("sent", "delivered"):
+                continue
+            if wanted is not None and message.id not in wanted:
+                continue
+            message.status = "read"
+            newly_read.append(message.id)
+            self._publish_status(chat, message)
+            read = status_object(message.id, "read", now, chat.wa_id)
+            self.sender.deliver_in_order(chat.wa_id, "status", status_webhook(self.config, read))
+        return web.json_response({"read": newly_read})
+
+    async def customer_preferences(self, request: web.Request) -> web.Response:
+        """Customer tapped Stop/Resume on a marketing message (``user_preferences``)."""
+        wa_id = self._wa_id(request)
+        data = await _read_json(request)
+        value = data.get("value") if isinstance(data, dict) else None
+        if value not in ("stop", "resume"):
+            raise _json_error(400, "value must be 'stop' or 'resume'")
+        chat = self.state.chat(wa_id)
+        chat.marketing_preference = value
+        payload = user_preferences_webhook(
+            self.config, wa_id, chat.profile_name, value, self.state.clock.now()
+        )
+        record = await self.sender.deliver("user_preferences", payload)
+        self.state.hub.publish(wa_id, "preference", {"value": value})
+        return web.json_response({
+            "value": value, "webhook": {"response_status": record.response_status, "error": record.error},
+        })
+
+    async def chat_events(self, request: web.Request) -> web.StreamResponse:
+        """Server-Sent Events: ``snapshot`` first, then ``message``/``status``/``typing``/
+        ``webhook``/``preference`` updates for this chat."""
+        wa_id = self._wa_id(request)
+        response = web.StreamResponse(headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",
+        })
+        await response.prepare(request)
+        queue = self.state.hub.subscribe(wa_id)  # before the snapshot, so nothing is missed
+        try:
+            chat = self.state.chats.get(wa_id)
+            snapshot = self._chat_json(chat) if chat else {"wa_id": wa_id, "messages": []}
+            await response.write(_sse("snapshot", snapshot))
+            while True:
+                try:
+                    item = await asyncio.wait_for(queue.get(), SSE_KEEPALIVE_SECONDS)
+                except asyncio.TimeoutError:
+                    await response.write(b": keep-alive\n\n")
+                    continue
+                if item is None:
+                    break
+                await response.write(_sse(*item))
+        except (ConnectionResetError, ConnectionError):
+            pass  # the page went away
+        finally:
+            self.state.hub.unsubscribe(wa_id, queue)
+        return response
+
+    # ------------------------------------------------------------------ test API
+
+    async def get_faults(self, request: web.Request) -> web.Response:
+        return web.json_response({"faults": [fault.to_json() for fault in self.state.faults]})
+
+    async def add_faults(self, request: web.Request) -> web.Response:
+        data = await _read_json(request)
+        items = data.get("faults") if isinstance(data, dict) else None
+        if not isinstance(items, list):
+            raise _json_error(400, "expected {\"faults\": [...]}")
+        try:
+            faults = [Fault.from_json(item) for item in items]
+        except (ValueError, TypeError) as exc:
+            raise _json_error(400, str(exc)) from None
+        self.state.faults.extend(faults)
+        return web.json_response({"queued": len(self.state.faults)})
+
+    async def clear_faults(self, request: web.Request) -> web.Response:
+        self.state.faults.clear()
+        return web.json_response({"queued": 0})
+
+    @staticmethod
+    def _request_filter(request: web.Request) -> Callable[[RequestRecord], bool]:
+        since = _query_int(request, "since", 0)
+        kind = request.query.get("kind")
+        to = request.query.get("to")
+        if kind not in (None, "message", "read", "other"):
+            raise _json_error(400, "kind must be message, read or other")
+
+        def matches(record: RequestRecord) -> bool:
+            return (
+                record.seq > since
+                and (kind is None or record.kind == kind)
+                and (to is None or graph_api.normalize_recipient(record.to or "") == to)
+            )
+        return matches
+
+    @staticmethod
+    def _webhook_filter(request: web.Request) -> Callable[[WebhookRecord], bool]:
+        since = _query_int(request, "since", 0)
+        kind = request.query.get("kind")
+        status = request.query.get("status")
+
+        def matches(record: WebhookRecord) -> bool:
+            if record.seq <= since or (kind is not None and record.kind != kind):
+                return False
+            if status is None:
+                return True
+            statuses = record.body["entry"][0]["changes"][0]["value"].get("statuses", [])
+            return any(item.get("status") == status for item in statuses)
+        return matches
+
+    async def get_requests(self, request: web.Request) -> web.Response:
+        matches = self._request_filter(request)
+        return web.json_response([r.to_json() for r in self.state.requests.items if matches(r)])
+
+    async def wait_requests(self, request: web.Request) -> web.Response:
+        """Long-poll until ``count`` matching *answered* requests exist (408 on timeout)."""
+        matches = self._request_filter(request)
+        return await self._wait(
+            request, self.state.requests,
+            lambda r: matches(r) and r.response_status is not None,
+        )
+
+    async def clear_requests(self, request: web.Request) -> web.Response:
+        self.state.requests.clear()
+        return web.json_response({"cleared": True})
+
+    async def get_webhooks(self, request: web.Request) -> web.Response:
+        matches = self._webhook_filter(request)
+        return web.json_response([r.to_json() for r in self.state.webhooks.items if matches(r)])
+
+    async def wait_webhooks(self, request: web.Request) -> web.Response:
+        return await self._wait(request, self.state.webhooks, self._webhook_filter(request))
+
+    async def clear_webhooks(self, request: web.Request) -> web.Response:
+        self.state.webhooks.clear()
+        return web.json_response({"cleared": True})
+
+    @staticmethod
+    async def _wait(request: web.Request, log: RecordLog, matches: Callable[[Any], bool]) -> web.Response:
+        count = _query_int(request, "count", 1)
+        timeout = min(max(_query_float(request, "timeout", 10.0), 0.0), MAX_WAIT_SECONDS)
+
+        def selected() -> list:
+            return [item for item in log.items if matches(item)]
+
+        reached = await log.changed.wait_for(lambda: len(selected()) >= count, timeout)
+        return web.json_response([item.to_json() for item in selected()], status=200 if reached else 408)
+
+    async def get_clock(self, request: web.Request) -> web.Response:
+        return web.json_response(self._clock_json())
+
+    async def set_clock(self, request: web.Request) -> web.Response:
+        data = await _read_json(request)
+        if not isinstance(data, dict):
+            raise _json_error(400, "body must be a JSON object")
+        try:
+            if "offset_seconds" in data:
+                self.state.clock.offset_seconds = float(data["offset_seconds"])
+            if "advance_seconds" in data:
+                self.state.clock.offset_seconds += float(data["advance_seconds"])
+        except (TypeError, ValueError):
+            raise _json_error(400, "offset_seconds/advance_seconds must be numbers") from None
+        return web.json_response(self._clock_json())
+
+    def _clock_json(self) -> dict[str, float]:
+        return {"offset_seconds": self.state.clock.offset_seconds, "now": self.state.clock.now()}
+
+    async def reset(self, request: web.Request) -> web.Response:
+        self.state.reset()
+        return web.json_response({"reset": True})
+
+
+def _sse(event: str, data: Any) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
+SIMULATOR = web.AppKey("simulator", Simulator)
+
+
+def create_app(config: SimulatorConfig, catalog: Optional[Catalog] = None) -> web.Application:
+    """Build the simulator application (tests run it in-process with ``web.AppRunner``)."""
+    simulator = Simulator(config, catalog)
+    app = web.Application(client_max_size=8 * 1024 * 1024)
+    app[SIMULATOR] = simulator
+    app.add_routes(simulator.routes())
+
+    async def webhook_client(_: web.Application):
+        await simulator.sender.start()
+        yield
+        await simulator.sender.close()
+
+    async def end_streams(_: web.Application) -> None:
+        # Without this, shutdown would wait for open SSE pages to disconnect.
+        simulator.state.hub.close_all()
+
+    app.cleanup_ctx.append(webhook_client)
+    app.on_shutdown.append(end_streams)
+    return app

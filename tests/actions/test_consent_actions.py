@@ -1,0 +1,97 @@
+"""STOP / START, double opt-in and GDPR actions, run directly against a real database."""
+import inspect
+from typing import Any, Dict, List, Tuple
+
+import pytest
+from rasa_sdk import Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.consent import (
+    OPTED_OUT_TEXT, RESUBSCRIBED_TEXT, ActionConfirmSubscription, ActionDeleteMyData, ActionExportMyData,
+    ActionOptOut, ActionResubscribe, language_for,
+)
+from shop import consent, contacts
+from shop.db import get_database
+from tests.actions.support import DOMAIN, make_tracker
+
+WA = "491701234567"
+
+
+@pytest.fixture
+def db(tmp_path, monkeypatch):
+    monkeypatch.setenv("SHOP_DB_URL", f"sqlite:///{tmp_path / 'shop.db'}")
+    return get_database()
+
+
+async def run(action: Any, tracker: Tracker) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
+    dispatcher = CollectingDispatcher()
+    events = action.run(dispatcher, tracker, DOMAIN)
+    if inspect.isawaitable(events):
+        events = await events
+    return dispatcher.messages, events
+
+
+def keyword(word: str, language: str, action: str = "stop") -> Dict[str, Any]:
+    return {"message_id": "wamid.K", "consent_keyword": {"action": action, "word": word, "language": language}}
+
+
+@pytest.mark.parametrize("language", sorted(OPTED_OUT_TEXT))
+async def test_a_keyword_opt_out_is_confirmed_in_its_language_and_says_how_to_come_back(db, language):
+    tracker = make_tracker("stop", metadata=keyword("STOP", language), text="/stop")
+    messages, _ = await run(ActionOptOut(), tracker)
+    assert messages[0]["text"] == OPTED_OUT_TEXT[language] and "START" in messages[0]["text"]
+    assert db.transaction(consent.status, WA) == consent.OPTED_OUT
+    [event] = db.transaction(consent.history, WA)
+    assert (event.source, event.message_id, event.detail) == ("keyword", "wamid.K", f"STOP ({language})")
+    assert db.transaction(contacts.get, WA).language == language
+
+
+async def test_a_natural_language_opt_out_goes_through_the_same_action(db):
+    tracker = make_tracker("stop", text="please stop sending me offers", metadata={"message_id": "wamid.N"})
+    messages, _ = await run(ActionOptOut(), tracker)
+    assert messages[0]["text"] == OPTED_OUT_TEXT["en"]
+    [event] = db.transaction(consent.history, WA)
+    assert (event.source, event.detail) == ("intent", "please stop sending me offers")
+
+
+async def test_the_language_learnt_from_a_keyword_is_used_later(db):
+    await run(ActionOptOut(), make_tracker("stop", metadata=keyword("STOPP", "de"), text="/stop"))
+    messages, _ = await run(ActionResubscribe(), make_tracker("resubscribe", text="send me offers again"))
+    assert messages[0]["text"] == RESUBSCRIBED_TEXT["de"] and "STOP" in messages[0]["text"]
+    assert db.transaction(consent.status, WA) == consent.OPTED_IN
+    assert [e.source for e in db.transaction(consent.history, WA)] == ["keyword", "intent"]
+
+
+def test_language_choice():
+    assert language_for({"language": "ka"}, "de") == "ka"
+    assert language_for(None, "fr") == "fr"
+    assert language_for({"language": "xx"}, None) == "en"
+
+
+async def test_stop_ends_a_question_the_bot_was_asking(db):
+    tracker = make_tracker("stop", metadata=keyword("STOP", "en"), text="/stop")
+    tracker.active_loop = {"name": "subscribe_form"}
+    _, events = await run(ActionOptOut(), tracker)
+    assert {"event": "active_loop", "name": None} in [{k: e.get(k) for k in ("event", "name")} for e in events]
+
+
+async def test_double_opt_in_records_consent_only_on_yes(db):
+    messages, events = await run(ActionConfirmSubscription(), make_tracker("deny", slots={"subscription_confirmed": False}))
+    assert messages[0]["response"] == "utter_subscription_declined"
+    assert db.transaction(consent.status, WA) == consent.UNKNOWN
+    assert {"event": "slot", "name": "subscription_confirmed", "value": None} in [{k: e.get(k) for k in ("event", "name", "value")} for e in events]
+
+    messages, _ = await run(ActionConfirmSubscription(), make_tracker("affirm", slots={"subscription_confirmed": True}, metadata={"message_id": "wamid.Y"}))
+    assert messages[0]["response"] == "utter_subscribed" and messages[0]["code"] == "WELCOME10"
+    [event] = db.transaction(consent.history, WA)
+    assert (event.status, event.source, event.message_id) == ("opted_in", "opt_in_confirmation", "wamid.Y")
+    assert db.transaction(consent.may_send_marketing, WA)
+
+
+async def test_gdpr_actions_hand_the_work_to_the_channel_after_the_turn(db):
+    messages, _ = await run(ActionDeleteMyData(), make_tracker("affirm", slots={"deletion_confirmed": True}))
+    assert messages[0]["response"] == "utter_data_deleted" and messages[0]["after_turn"] == "erase"
+    messages, _ = await run(ActionDeleteMyData(), make_tracker("deny", slots={"deletion_confirmed": False}))
+    assert messages[0]["response"] == "utter_data_kept" and "after_turn" not in messages[0]
+    messages, _ = await run(ActionExportMyData(), make_tracker("export_my_data"))
+    assert messages[0]["response"] == "utter_export_coming" and messages[0]["after_turn"] == "export"

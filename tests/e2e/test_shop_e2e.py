@@ -1,0 +1,117 @@
+"""The whole shop assistant (the project's own model) through the WhatsApp channel: the
+dialogue flows, double opt-in, and GDPR export and erasure checked in the SQL stores."""
+import itertools
+import json
+
+import pytest
+import requests
+import sqlalchemy as sa
+
+from tests.processes import wait_until
+
+pytestmark = pytest.mark.e2e
+_numbers = itertools.count(1)
+
+
+def customer() -> str:
+    return f"4917{next(_numbers) + 50000000:08d}"
+
+
+def say(stack, wa_id, text, count, **extra):
+    """The customer writes; returns the bot's messages so far once `count` arrived."""
+    stack.simulator.customer_says(wa_id, type="text", text=text, **extra)
+    return stack.simulator.wait_for_messages(wa_id, count, timeout=60)
+
+
+def tap(stack, wa_id, payload, title, count):
+    stack.simulator.customer_says(wa_id, type="button_reply", id=payload, title=title, context_id="wamid.x")
+    return stack.simulator.wait_for_messages(wa_id, count, timeout=60)
+
+
+def body(message):
+    m = message["body"]
+    return m["text"]["body"] if m["type"] == "text" else m.get("interactive", {}).get("body", {}).get("text", "")
+
+
+def test_a_new_customer_is_welcomed_with_what_the_bot_does_and_how_to_stop(shop_stack):
+    wa_id = customer()
+    [welcome] = say(shop_stack, wa_id, "hi there", 1, profile_name="Kim")
+    assert body(welcome).startswith("Hi Kim!") and "STOP" in body(welcome)
+    assert [b["reply"]["id"] for b in welcome["body"]["interactive"]["action"]["buttons"]] == ["/browse_catalog", "/order_status", "/human_handoff"]
+
+
+def test_faq_order_status_and_a_handoff(shop_stack):
+    wa_id = customer()
+    replies = say(shop_stack, wa_id, "how much is shipping within germany?", 1)
+    assert "4.95" in body(replies[-1]) and "50" in body(replies[-1])
+    replies = say(shop_stack, wa_id, "where is my order LT-10421", 2)
+    assert "DHL" in body(replies[-1]) and "JJD000390007781234" in body(replies[-1])
+    replies = say(shop_stack, wa_id, "i want to talk to a human", 3)
+    assert "customer support" in body(replies[-1])
+
+
+def test_a_question_about_a_catalog_product(shop_stack):
+    wa_id = customer()
+    replies = say(shop_stack, wa_id, "how much is this?", 1, referred_product="SOCK-MERI-GRY", context_id="wamid.p")
+    assert "29.95" in body(replies[-1]) and "Merino" in body(replies[-1])
+
+
+def consent_of(stack, wa_id):
+    with sa.create_engine(stack.shop_db_url).connect() as conn:
+        return conn.execute(sa.text("SELECT status, source FROM consent_events WHERE wa_id = :w ORDER BY id"), {"w": wa_id}).all()
+
+
+def test_double_opt_in_records_consent_only_after_yes(shop_stack):
+    wa_id = customer()
+    [question] = say(shop_stack, wa_id, "sign me up for your offers on whatsapp", 1)
+    assert "STOP" in body(question) and question["body"]["interactive"]["type"] == "button"
+    assert consent_of(shop_stack, wa_id) == []
+    [*_, declined] = tap(shop_stack, wa_id, "/deny", "No, thanks", 2)
+    assert "won't send you offers" in body(declined) and consent_of(shop_stack, wa_id) == []
+
+    say(shop_stack, wa_id, "I'd like to subscribe to your newsletter", 3)
+    [*_, subscribed] = tap(shop_stack, wa_id, "/affirm", "Yes, sign me up", 4)
+    assert "WELCOME10" in body(subscribed)
+    assert consent_of(shop_stack, wa_id) == [("opted_in", "opt_in_confirmation")]
+
+
+def test_export_of_my_data_arrives_as_a_file_with_everything(shop_stack):
+    wa_id = customer()
+    say(shop_stack, wa_id, "hello", 1, profile_name="Ada")
+    say(shop_stack, wa_id, "STOP", 2)
+    replies = tap(shop_stack, wa_id, "/export_my_data", "Export my data", 4)
+    document = replies[-1]["body"]
+    assert document["type"] == "document" and document["document"]["filename"].endswith(".json")
+    exported = requests.get(document["document"]["link"], timeout=10)
+    assert exported.status_code == 200
+    data = exported.json()
+    assert data["contact"]["wa_id"] == wa_id and data["contact"]["profile_name"] == "Ada"
+    assert [(e["status"], e["source"]) for e in data["consent_history"]] == [("opted_out", "keyword")]
+    assert "new customer" in [label["label"] for label in data["labels"]]
+    assert "hello" in [e.get("text") for e in data["conversation"] if e["event"] == "user"]
+    assert requests.get(document["document"]["link"].replace(".json", "x.json"), timeout=10).status_code == 404
+
+
+def test_delete_my_data_erases_the_contact_and_the_tracker_events(shop_stack):
+    wa_id = customer()
+    say(shop_stack, wa_id, "hi", 1)
+    say(shop_stack, wa_id, "how much are the merino socks", 2)
+    tracker_db = sa.create_engine(f"sqlite:///{shop_stack.workdir / 'var' / 'tracker.db'}")
+    shop_db = sa.create_engine(shop_stack.shop_db_url)
+
+    def events():
+        with tracker_db.connect() as conn:
+            return conn.execute(sa.text("SELECT count(*) FROM events WHERE sender_id = :w"), {"w": wa_id}).scalar()
+
+    assert events() > 5
+    [*_, question] = say(shop_stack, wa_id, "please delete all my data", 3)
+    assert "can't be undone" in body(question)
+    [*_, done] = tap(shop_stack, wa_id, "/affirm", "Yes, delete it", 4)
+    assert body(done).startswith("Done")
+    wait_until(lambda: events() == 0, 20, "the tracker events to be erased")
+    with shop_db.connect() as conn:
+        for table in ("contacts", "contact_labels", "consent_events", "wa_outbound", "wa_inbox"):
+            assert conn.execute(sa.text(f"SELECT count(*) FROM {table} WHERE wa_id = :w"), {"w": wa_id}).scalar() == 0, table
+    # Writing again starts from scratch: a new contact, greeted as new.
+    [*_, welcome] = say(shop_stack, wa_id, "hi", 5)
+    assert "STOP" in body(welcome)

@@ -1,0 +1,223 @@
+"""Consent: the keyword table, the contact store (SQLite and PostgreSQL), GDPR export and
+erasure, and the operator CLI against a real SQL tracker store."""
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+import sqlalchemy as sa
+from rasa.core.tracker_store import SQLTrackerStore
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import ActionExecuted, BotUttered, UserUttered
+from rasa.shared.core.trackers import DialogueStateTracker
+from ruamel.yaml import YAML
+
+from shop import consent, contacts, gdpr, handoffs, keywords, messages
+from shop.schema import suppressed_numbers
+from tests.conftest import ROOT
+
+WA = "491701234567"
+
+
+# ------------------------------------------------------------------------ keywords
+
+def default_keywords():
+    config = YAML(typ="safe").load((ROOT / "shop" / "consent_keywords.yml").read_text(encoding="utf-8"))
+    return [(action, language, word) for action, table in config.items() for language, words in table.items() for word in words]
+
+
+@pytest.mark.parametrize("action,language,word", default_keywords())
+def test_every_default_keyword_matches_as_typed_and_decorated(action, language, word):
+    for typed in (word, word.lower(), f"{word.capitalize()}!", f"  {word}. ", f"🛑 {word} 🛑", f'"{word}"', f"{word}!!!"):
+        found = keywords.match(typed)
+        assert found is not None and (found.action, found.language) == (action, language), typed
+
+
+def test_the_default_list_covers_the_required_languages():
+    stop_languages = {language for action, language, _ in default_keywords() if action == "stop"}
+    assert {"en", "de", "es", "pt", "fr", "it", "ru", "cs", "zh", "ka", "hy"} <= stop_languages
+    english = {word for action, language, word in default_keywords() if action == "stop" and language == "en"}
+    assert {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPT OUT", "OPTOUT"} <= english
+    assert keywords.match("opt-out").action == keywords.STOP and keywords.match("Opt Out").action == keywords.STOP
+    assert keywords.match("UNSTOP").action == keywords.START and keywords.match("start").action == keywords.START
+
+
+@pytest.mark.parametrize("text", [
+    "the socks stopped fitting", "where is the bus stop", "cancel my order LT-10422", "can I stop by the store",
+    "stop please", "please stop sending me offers", "don't stop", "stopwatch", "the end of the sleeve is torn",
+    "quit playing", "is the offer over?", "startup discount?", "Cancel?? why would I", "", "!!!", "🛑",
+])
+def test_sentences_that_merely_contain_a_keyword_are_not_keywords(text):
+    assert keywords.match(text) is None
+
+
+def test_a_custom_keyword_file_replaces_the_default(tmp_path, monkeypatch):
+    custom = tmp_path / "keywords.yml"
+    custom.write_text("stop:\n  nl: [STOPPEN, AFMELDEN]\nstart:\n  nl: [AANMELDEN]\n", encoding="utf-8")
+    monkeypatch.setenv("SHOP_CONSENT_KEYWORDS", str(custom))
+    keywords.load.cache_clear()
+    try:
+        assert keywords.match("afmelden") == keywords.Keyword("stop", "AFMELDEN", "nl")
+        assert keywords.match("STOP") is None
+    finally:
+        monkeypatch.delenv("SHOP_CONSENT_KEYWORDS")
+        keywords.load.cache_clear()
+
+
+def test_a_word_cannot_be_both_stop_and_start(tmp_path):
+    bad = tmp_path / "bad.yml"
+    bad.write_text("stop:\n  en: [HALT]\nstart:\n  en: [HALT]\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="both a stop and a start"):
+        keywords.load(str(bad))
+
+
+# ------------------------------------------------------------------------ the store
+
+def test_new_contacts_are_labelled_new_customer(db):
+    assert db.transaction(contacts.touch_inbound, WA, "Kim", time.time()) is True
+    assert db.transaction(contacts.touch_inbound, WA, "Kim", time.time()) is False
+    assert db.transaction(contacts.labels, WA) == ["new customer"]
+
+
+def test_opt_out_and_back_in_keeps_the_history(db):
+    db.transaction(contacts.touch_inbound, WA, "Kim", time.time())
+    assert db.transaction(consent.status, WA) == consent.UNKNOWN
+    assert not db.transaction(consent.may_send_marketing, WA)  # opt-in is required first
+    db.transaction(consent.opt_in, WA, "opt_in_confirmation", "wamid.1", "double opt-in: yes", 100.0)
+    assert db.transaction(consent.may_send_marketing, WA)
+    db.transaction(consent.opt_out, WA, "keyword", "wamid.2", "STOPP (de)", 200.0)
+    assert not db.transaction(consent.may_send_marketing, WA)
+    db.transaction(consent.opt_out, WA, "user_preferences", None, "User requested to stop marketing messages", 300.0)
+    db.transaction(consent.opt_in, WA, "keyword", "wamid.4", "START (en)", 400.0)
+    assert db.transaction(consent.may_send_marketing, WA)
+    history = db.transaction(consent.history, WA)
+    assert [(e.status, e.source, e.message_id, e.at) for e in history] == [
+        ("opted_in", "opt_in_confirmation", "wamid.1", 100.0), ("opted_out", "keyword", "wamid.2", 200.0),
+        ("opted_out", "user_preferences", None, 300.0), ("opted_in", "keyword", "wamid.4", 400.0),
+    ]
+    assert db.transaction(contacts.get, WA).consent_changed_at == 400.0
+
+
+def test_consent_for_an_unknown_number_creates_the_contact(db):
+    db.transaction(consent.opt_out, "4915299999999", "operator", None, "asked by phone")
+    assert db.transaction(consent.status, "4915299999999") == consent.OPTED_OUT
+    with pytest.raises(ValueError):
+        db.transaction(consent.opt_in, WA, "guessing")
+
+
+def test_a_database_from_before_consent_is_migrated(tmp_path):
+    import sqlite3
+
+    from shop.db import Database
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as old:
+        old.execute("CREATE TABLE contacts (wa_id VARCHAR(64) PRIMARY KEY, profile_name VARCHAR(255), first_seen FLOAT NOT NULL, "
+                    "last_seen FLOAT NOT NULL, last_inbound_at FLOAT, language VARCHAR(16))")
+        old.execute("INSERT INTO contacts VALUES (?, 'Kim', 1, 1, 1, NULL)", (WA,))
+    db = Database(f"sqlite:///{path}")
+    assert db.transaction(consent.status, WA) == consent.UNKNOWN
+    db.transaction(consent.opt_out, WA, "keyword")
+    assert db.transaction(consent.status, WA) == consent.OPTED_OUT
+    db.dispose()
+
+
+# ------------------------------------------------------------------------ GDPR
+
+def populate(db, wa_id=WA):
+    db.transaction(contacts.touch_inbound, wa_id, "Kim", time.time())
+    db.transaction(consent.opt_in, wa_id, "opt_in_confirmation", "wamid.in1")
+    db.transaction(consent.opt_out, wa_id, "keyword", "wamid.in2", "STOP (en)")
+    db.transaction(handoffs.request, wa_id, "unpaid_order", time.time())
+    db.transaction(messages.record_sent, f"wamid.out-{wa_id}", wa_id, "text", in_reply_to="wamid.in1", seq=1)
+
+
+def test_export_holds_everything_about_the_contact(db):
+    populate(db)
+    populate(db, "4915000000000")  # someone else: not in the export
+    events = [{"event": "user", "text": "hi"}, {"event": "bot", "text": "Hello!"}]
+    data = db.transaction(gdpr.export, WA, events)
+    assert data["contact"]["wa_id"] == WA and data["contact"]["profile_name"] == "Kim"
+    assert [e["status"] for e in data["consent_history"]] == ["opted_in", "opted_out"]
+    assert {row["label"] for row in data["labels"]} == {"new customer", "pending payment"}
+    assert data["handoffs"][0]["reason"] == "unpaid_order"
+    assert [m["message_id"] for m in data["messages_sent"]] == [f"wamid.out-{WA}"]
+    assert data["conversation"] == events
+    json.dumps(data, default=str)  # machine-readable
+
+
+def test_erase_leaves_only_the_suppression_of_an_opt_out(db):
+    populate(db)
+    populate(db, "4915000000000")
+    counts = db.transaction(gdpr.erase, WA)
+    assert counts["contacts"] == 1 and counts["consent_events"] == 2 and counts["contact_labels"] == 2
+    assert db.transaction(contacts.get, WA) is None and db.transaction(consent.history, WA) == []
+    assert db.transaction(gdpr.export, WA, [])["contact"] is None
+    assert db.transaction(contacts.get, "4915000000000") is not None  # the other contact stays
+    with db.engine.connect() as conn:
+        kept = conn.execute(sa.select(suppressed_numbers)).all()
+    assert len(kept) == 1 and WA not in str(kept)  # a keyed hash, not the number
+    # If the number is added again (e.g. imported as opted in), the opt-out still holds.
+    db.transaction(contacts.ensure_contact, WA, time.time())
+    with db.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE contacts SET marketing_consent = 'opted_in' WHERE wa_id = :w"), {"w": WA})
+    assert not db.transaction(consent.may_send_marketing, WA)
+    # Only the customer's own new opt-in lifts it.
+    db.transaction(consent.opt_in, WA, "opt_in_confirmation", "wamid.new")
+    assert db.transaction(consent.may_send_marketing, WA)
+
+
+def test_erasing_someone_who_never_opted_out_keeps_nothing(db):
+    db.transaction(contacts.touch_inbound, WA, "Kim", time.time())
+    db.transaction(gdpr.erase, WA)
+    with db.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(suppressed_numbers)).scalar() == 0
+
+
+def test_export_links_expire(tmp_path, monkeypatch):
+    monkeypatch.setenv("SHOP_EXPORT_DIR", str(tmp_path))
+    name = gdpr.write_export({"wa_id": WA})
+    assert gdpr.export_path(name) == tmp_path / name and json.loads((tmp_path / name).read_text())["wa_id"] == WA
+    assert gdpr.export_path("../../etc/passwd") is None and gdpr.export_path("short.json") is None
+    assert gdpr.export_path(name, now=time.time() + gdpr.EXPORT_LINK_SECONDS + 1) is None
+    assert not (tmp_path / name).exists()
+
+
+# ------------------------------------------------------------------------ operator CLI
+
+async def test_cli_exports_and_erases_with_the_sql_tracker_store(tmp_path, sqlite_db):
+    tracker_db = tmp_path / "tracker.db"
+    store = SQLTrackerStore(Domain.empty(), dialect="sqlite", db=str(tracker_db))
+    for sender in (WA, "4915000000000"):
+        tracker = DialogueStateTracker(sender, [])
+        tracker.update(UserUttered("where is my order", {"name": "order_status", "confidence": 0.9}))
+        tracker.update(ActionExecuted("action_listen"))
+        tracker.update(BotUttered("It is on its way"))
+        await store.save(tracker)
+    store.engine.dispose()
+    endpoints = tmp_path / "endpoints.yml"
+    endpoints.write_text(f"tracker_store:\n  type: rasa_plugins.tracker_store.WindowedSQLTrackerStore\n  dialect: sqlite\n  db: {tracker_db}\n")
+    populate(sqlite_db)
+    env = {"SHOP_DB_URL": sqlite_db.url, "PATH": "/usr/bin:/bin", "SQLALCHEMY_SILENCE_UBER_WARNING": "1"}
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "shop", "--endpoints", str(endpoints), *args], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    exported = cli("export", WA)
+    assert exported.returncode == 0, exported.stderr
+    data = json.loads(exported.stdout)
+    assert [e.get("text") for e in data["conversation"] if e["event"] in ("user", "bot")] == ["where is my order", "It is on its way"]
+    assert data["contact"]["wa_id"] == WA
+
+    assert cli("delete", WA).returncode == 1  # needs --yes
+    erased = cli("delete", WA, "--yes")
+    assert erased.returncode == 0 and "3 tracker events" in erased.stdout
+    with sa.create_engine(f"sqlite:///{tracker_db}").connect() as conn:
+        senders = conn.execute(sa.text("SELECT DISTINCT sender_id FROM events")).scalars().all()
+    assert senders == ["4915000000000"]
+    assert sqlite_db.transaction(contacts.get, WA) is None
+
+    shown = cli("consent", "4915000000000", "--opt-out", "--note", "asked by phone")
+    assert shown.returncode == 0 and "opted_out" in shown.stdout and "operator" in shown.stdout

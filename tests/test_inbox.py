@@ -1,0 +1,167 @@
+"""The durable inbox (SQLite and PostgreSQL) and the dispatcher's ordering."""
+import asyncio
+import subprocess
+import sys
+import threading
+import time
+
+import sqlalchemy as sa
+
+from connectors import inbox
+from connectors.inbox import Dispatcher, InboxEvent, InboxItem, WorkerIdentity
+from shop.schema import inbox as inbox_table
+from shop.schema import workers
+
+
+def events(*ids, wa_id="4917"):
+    return [InboxEvent(i, "message", wa_id, "{}") for i in ids]
+
+
+def test_a_redelivered_event_is_recorded_once(db):
+    me = WorkerIdentity.current()
+    first = db.with_cursor(inbox.record, events("wamid.1", "wamid.2"), me.instance_id, time.time())
+    again = db.with_cursor(inbox.record, events("wamid.2", "wamid.1", "wamid.3"), me.instance_id, time.time())
+    assert [i.event_id for i in first] == ["wamid.1", "wamid.2"]
+    assert [i.event_id for i in again] == ["wamid.3"]
+    assert db.transaction(inbox.pending_count) == 3
+
+
+def test_attempts_are_counted_and_finished_events_are_not_redone(db):
+    me = WorkerIdentity.current()
+    [item] = db.with_cursor(inbox.record, events("wamid.1"), me.instance_id, time.time())
+    first = db.transaction(inbox.start_attempt, item, me.instance_id)
+    second = db.transaction(inbox.start_attempt, item, me.instance_id)
+    assert (first.attempts, second.attempts) == (0, 1)
+    db.transaction(inbox.finish, item.seq)
+    assert db.transaction(inbox.start_attempt, item, me.instance_id) is None
+    assert db.transaction(inbox.pending_count) == 0
+
+
+def test_another_workers_event_is_not_processed_here(db):
+    me, other = WorkerIdentity.current(), WorkerIdentity("elsewhere", 1, "elsewhere:1:x")
+    [item] = db.with_cursor(inbox.record, events("wamid.1"), other.instance_id, time.time())
+    assert db.transaction(inbox.start_attempt, item, me.instance_id) is None
+
+
+def dead_pid() -> int:
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def test_events_of_a_dead_process_on_this_host_are_taken_over_at_once(db):
+    me = WorkerIdentity.current()
+    crashed = WorkerIdentity(me.host, dead_pid(), f"{me.host}:dead:1")
+    now = time.time()
+    db.transaction(inbox.heartbeat, crashed, now)  # heartbeat still fresh: only the pid tells
+    db.with_cursor(inbox.record, events("wamid.1", "wamid.2"), crashed.instance_id, now)
+    db.with_cursor(inbox.record, events("wamid.3"), me.instance_id, now)
+    taken = db.transaction(inbox.take_over_abandoned, me, now)
+    assert [i.event_id for i in taken] == ["wamid.1", "wamid.2", "wamid.3"]
+    assert db.transaction(inbox.take_over_abandoned, me, now) == []  # nothing left to take
+
+
+def test_a_live_worker_keeps_its_events_until_its_heartbeat_goes_stale(db):
+    me = WorkerIdentity.current()
+    other = WorkerIdentity("other-host", 4242, "other-host:4242:a")
+    now = time.time()
+    db.transaction(inbox.heartbeat, other, now)
+    db.with_cursor(inbox.record, events("wamid.1"), other.instance_id, now)
+    assert db.transaction(inbox.take_over_abandoned, me, now + 5) == []
+    taken = db.transaction(inbox.take_over_abandoned, me, now + inbox.DEAD_AFTER_SECONDS + 1)
+    assert [i.event_id for i in taken] == ["wamid.1"]
+    with db.engine.connect() as conn:
+        assert conn.execute(sa.select(inbox_table.c.owner)).scalar() == me.instance_id
+        assert conn.execute(sa.select(sa.func.count()).select_from(workers)).scalar() == 0
+
+
+def item(seq, wa_id):
+    return InboxItem(seq, f"wamid.{seq}", "message", wa_id, "{}")
+
+
+def test_dispatcher_keeps_each_customers_order_and_runs_customers_concurrently():
+    log = []
+    both_running = threading.Event()
+    running = set()
+
+    async def process(it: InboxItem) -> None:
+        running.add(it.wa_id)
+        if len(running) == 2:
+            both_running.set()
+        log.append(("start", it.seq))
+        # Yield a few times so another customer's event could overtake if ordering broke.
+        for _ in range(5):
+            await asyncio.sleep(0)
+        log.append(("end", it.seq))
+        running.discard(it.wa_id)
+
+    dispatcher = Dispatcher(process)
+    dispatcher.start()
+    try:
+        dispatcher.submit([item(1, "a"), item(2, "b"), item(3, "a"), item(4, "a"), item(5, "b")])
+        assert dispatcher.wait_idle(10)
+    finally:
+        dispatcher.stop()
+    starts = [seq for what, seq in log if what == "start"]
+    ends = [seq for what, seq in log if what == "end"]
+    a_order = [s for s in starts if s in (1, 3, 4)]
+    assert a_order == [1, 3, 4] and [s for s in starts if s in (2, 5)] == [2, 5]
+    for seq in (3, 4):  # each of a's events starts only after the previous one ended
+        assert log.index(("end", {3: 1, 4: 3}[seq])) < log.index(("start", seq))
+    assert both_running.is_set() and sorted(ends) == [1, 2, 3, 4, 5]
+
+
+def test_dispatcher_survives_a_failing_event():
+    done = []
+
+    async def process(it: InboxItem) -> None:
+        if it.seq == 1:
+            raise RuntimeError("boom")
+        done.append(it.seq)
+
+    dispatcher = Dispatcher(process)
+    dispatcher.start()
+    try:
+        dispatcher.submit([item(1, "a"), item(2, "a")])
+        assert dispatcher.wait_idle(10)
+    finally:
+        dispatcher.stop()
+    assert done == [2]
+
+
+def test_a_later_event_of_a_customer_waits_for_the_earlier_one(db):
+    """Across workers: worker B must not answer message 2 while A still has message 1."""
+    a, b = WorkerIdentity("h", 1, "h:1:a"), WorkerIdentity("h", 2, "h:2:b")
+    [first] = db.with_cursor(inbox.record, events("wamid.1", wa_id="4917"), a.instance_id, time.time())
+    [second] = db.with_cursor(inbox.record, events("wamid.2", wa_id="4917"), b.instance_id, time.time())
+    [other] = db.with_cursor(inbox.record, events("wamid.3", wa_id="4918"), b.instance_id, time.time())
+    assert db.transaction(inbox.start_attempt, second, b.instance_id) == inbox.WAIT
+    assert db.transaction(inbox.start_attempt, other, b.instance_id).event_id == "wamid.3"
+    db.transaction(inbox.start_attempt, first, a.instance_id)
+    db.transaction(inbox.finish, first.seq)
+    assert db.transaction(inbox.start_attempt, second, b.instance_id).event_id == "wamid.2"
+
+
+def test_a_stuck_earlier_event_can_be_overtaken_on_purpose(db):
+    me = WorkerIdentity.current()
+    first, second = db.with_cursor(inbox.record, events("wamid.1", "wamid.2"), me.instance_id, time.time())
+    assert db.transaction(inbox.start_attempt, second, me.instance_id) == inbox.WAIT
+    assert db.transaction(inbox.start_attempt, second, me.instance_id, False).event_id == "wamid.2"
+
+
+def test_a_webhook_with_the_same_id_twice_records_it_once(db):
+    me = WorkerIdentity.current()
+    items = db.with_cursor(inbox.record, events("wamid.1", "wamid.2", "wamid.1"), me.instance_id, time.time())
+    assert [i.event_id for i in items] == ["wamid.1", "wamid.2"] and items[0].seq < items[1].seq
+
+
+def test_finished_events_are_forgotten_after_the_redelivery_period(db):
+    me = WorkerIdentity.current()
+    old, recent, pending = db.with_cursor(inbox.record, events("wamid.old", "wamid.recent", "wamid.pending"), me.instance_id, time.time())
+    db.transaction(inbox.finish, old.seq)
+    db.transaction(inbox.finish, recent.seq)
+    with db.engine.begin() as conn:
+        conn.execute(inbox_table.update().where(inbox_table.c.seq == old.seq).values(processed_at=time.time() - inbox.KEEP_SECONDS - 1))
+    assert db.transaction(inbox.purge, time.time() - inbox.KEEP_SECONDS) == 1
+    with db.engine.connect() as conn:
+        assert conn.execute(sa.select(inbox_table.c.event_id).order_by(inbox_table.c.seq)).scalars().all() == ["wamid.recent", "wamid.pending"]
