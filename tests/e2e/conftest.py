@@ -24,6 +24,14 @@ def e2e_model() -> Path:
     )
 
 
+def pytest_collection_modifyitems(items) -> None:
+    # `make test` trains the project model before pytest starts; run alone, pytest trains
+    # it in the first test that needs it, which takes longer than the usual time limit.
+    for item in items:
+        if "project_model" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.timeout(1800))
+
+
 @pytest.fixture(scope="session")
 def project_model() -> Path:
     """The project's own model (data/, domain.yml, config.yml), trained once per input
