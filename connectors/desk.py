@@ -70,7 +70,9 @@ class AgentDesk(InputChannel):
         desk.static("/static", str(PAGE), name="desk_static")
 
         @desk.get("/")
-        async def page(_: Request) -> HTTPResponse:
+        async def page(request: Request) -> HTTPResponse:
+            if not request.path.endswith("/"):  # the page's links are relative to .../desk/
+                return response.redirect(request.path + "/")
             return await response.file(str(PAGE / "index.html"), headers={"Cache-Control": "no-cache"})
 
         def authenticated(handler: Callable[..., Awaitable[HTTPResponse]]) -> Callable[..., Awaitable[HTTPResponse]]:

@@ -58,6 +58,9 @@ def test_the_page_and_its_static_files_are_served(stack):
     for path, kind in [("", "text/html"), ("static/app.js", "javascript"), ("static/style.css", "text/css")]:
         response = requests.get(f"{stack.rasa_url}/webhooks/desk/{path}", timeout=10)
         assert response.status_code == 200 and kind in response.headers["Content-Type"], path
+    # Without the trailing slash the page's relative links would miss: it redirects.
+    response = requests.get(f"{stack.rasa_url}/webhooks/desk", timeout=10, allow_redirects=False)
+    assert response.status_code == 302 and response.headers["Location"].endswith("/webhooks/desk/")
 
 
 def test_a_wrong_token_shows_the_login_error(page):

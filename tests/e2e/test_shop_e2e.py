@@ -115,3 +115,40 @@ def test_delete_my_data_erases_the_contact_and_the_tracker_events(shop_stack):
     # Writing again starts from scratch: a new contact, greeted as new.
     [*_, welcome] = say(shop_stack, wa_id, "hi", 5)
     assert "STOP" in body(welcome)
+
+
+def open_handoff(stack, wa_id):
+    with sa.create_engine(stack.shop_db_url).connect() as conn:
+        return conn.execute(sa.text("SELECT reason, label FROM handoffs WHERE wa_id = :w AND status = 'queued'"), {"w": wa_id}).one_or_none()
+
+
+@pytest.mark.parametrize("messages,reason,label", [
+    (["can I talk to a person please"], "human_handoff", "customer support"),
+    (["qwvx zzpt brrk", "mmhh gfrt plok"], "fallback", "customer support"),
+    (["where is my order LT-99999", "LT-99998"], "order_not_found", "customer support"),
+    (["what's the status of my order LT-10377"], "unpaid_order", "pending payment"),
+    (["I want to return the hoodie, it doesn't fit"], "return", "returns"),
+    (["my merino socks have a hole after two wears, really disappointed"], "complaint", "customer support"),
+    (["do you do wholesale? we need 300 pairs for our hiking club"], "bulk_order", "sales"),
+], ids=["asked", "second-fallback", "unknown-order-twice", "awaiting-payment", "return", "complaint", "bulk-order"])
+def test_every_trigger_hands_the_chat_to_the_right_team(shop_stack, messages, reason, label):
+    wa_id = customer()
+    for text in messages:
+        before = len(shop_stack.simulator.messages_to(wa_id))
+        shop_stack.simulator.customer_says(wa_id, type="text", text=text)
+        shop_stack.simulator.wait_for_messages(wa_id, before + 1, timeout=60)
+    wait_until(lambda: open_handoff(shop_stack, wa_id) is not None, 30, "the handoff request")
+    assert tuple(open_handoff(shop_stack, wa_id)) == (reason, label)
+    assert any(f"*{label}*" in body(m) for m in shop_stack.simulator.messages_to(wa_id))
+    # From now on the bot is quiet: a further message is kept for the agents, not answered.
+    seq = shop_stack.simulator.last_seq()
+    shop_stack.simulator.customer_says(wa_id, type="text", text="hello?")
+    wait_until(lambda: "hello?" in texts_in_tracker(shop_stack, wa_id), 30, "the message in the conversation")
+    assert shop_stack.simulator.messages_to(wa_id, since=seq) == []
+
+
+def texts_in_tracker(stack, wa_id):
+    tracker_db = sa.create_engine(f"sqlite:///{stack.workdir / 'var' / 'tracker.db'}")
+    with tracker_db.connect() as conn:
+        rows = conn.execute(sa.text("SELECT data FROM events WHERE sender_id = :w AND type_name = 'user'"), {"w": wa_id}).scalars()
+        return [json.loads(row).get("text") for row in rows]
