@@ -1,5 +1,6 @@
 """A real stack for end-to-end tests: simulator (as WhatsApp + Graph API), action server
 and Rasa server with the WhatsApp channel, on free ports, in a temp directory."""
+import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +36,9 @@ def pytest_collection_modifyitems(items) -> None:
 @pytest.fixture(scope="session")
 def project_model() -> Path:
     """The project's own model (data/, domain.yml, config.yml), trained once per input
-    fingerprint by the same script `make run` uses."""
+    fingerprint by the same script `make run` uses. SHOP_TEST_MODEL=path uses that one."""
+    if os.environ.get("SHOP_TEST_MODEL"):
+        return Path(os.environ["SHOP_TEST_MODEL"]).resolve()
     result = subprocess.run([str(ROOT / "scripts" / "train-if-needed")], cwd=ROOT, capture_output=True, text=True, check=True)
     return ROOT / result.stdout.strip().splitlines()[-1]
 

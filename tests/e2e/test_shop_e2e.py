@@ -124,7 +124,9 @@ def open_handoff(stack, wa_id):
 
 @pytest.mark.parametrize("messages,reason,label", [
     (["can I talk to a person please"], "human_handoff", "customer support"),
-    (["qwvx zzpt brrk", "mmhh gfrt plok"], "fallback", "customer support"),
+    # What the model finds unclear changes with every retraining; Rasa's own intent
+    # syntax makes the NLU fallback certain, the rest of the path is the real one.
+    (["/nlu_fallback", "/nlu_fallback"], "fallback", "customer support"),
     (["where is my order LT-99999", "LT-99998"], "order_not_found", "customer support"),
     (["what's the status of my order LT-10377"], "unpaid_order", "pending payment"),
     (["I want to return the hoodie, it doesn't fit"], "return", "returns"),
