@@ -1,0 +1,81 @@
+"""Intent classifier: logistic regression on TF-IDF weighted sparse features.
+
+Rasa's LogisticRegressionClassifier, with the two things that make a linear model good at
+short texts: the count features are TF-IDF weighted (frequent words like "the" or "you"
+stop dominating; sublinear term frequency), and the regularisation strength `C` is
+configurable. On the shop's held-out data this is both more accurate than DIET on the
+same features and trains in seconds instead of minutes (numbers: config.yml).
+"""
+import logging
+from typing import Any, Dict, List, Optional, Text
+
+import numpy as np
+from scipy.sparse import csr_matrix, diags
+from sklearn.linear_model import LogisticRegression
+
+from rasa.engine.graph import ExecutionContext
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.nlu.classifiers.logistic_regression_classifier import LogisticRegressionClassifier
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+logger = logging.getLogger(__name__)
+
+
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=True)
+class TfidfLogisticRegressionClassifier(LogisticRegressionClassifier):
+    @staticmethod
+    def get_default_config() -> Dict[Text, Any]:
+        return {**LogisticRegressionClassifier.get_default_config(), "C": 10.0, "max_iter": 2000, "sublinear_tf": True}
+
+    def __init__(self, config: Dict[Text, Any], name: Text, model_storage: ModelStorage, resource: Resource) -> None:
+        super().__init__(config, name, model_storage, resource)
+        self.clf = LogisticRegression(
+            C=self.config["C"], solver=self.config["solver"], max_iter=self.config["max_iter"], class_weight="balanced",
+            tol=self.config["tol"], random_state=self.config["random_state"], dual=False, fit_intercept=True,
+        )
+        self.idf: Optional[np.ndarray] = None
+
+    def _weigh(self, counts: csr_matrix) -> csr_matrix:
+        counts = csr_matrix(counts, dtype=np.float64)
+        if self.config["sublinear_tf"]:
+            counts.data = 1.0 + np.log(np.maximum(counts.data, 1e-12))
+        weighted = counts @ diags(self.idf) if self.idf is not None else counts
+        norms = np.sqrt(np.asarray(weighted.multiply(weighted).sum(axis=1)).ravel())
+        norms[norms == 0] = 1.0
+        return csr_matrix(diags(1.0 / norms) @ weighted)
+
+    def _create_X(self, messages: List[Message]) -> csr_matrix:
+        return self._weigh(super()._create_X(messages))
+
+    def train(self, training_data: TrainingData) -> Resource:
+        examples = [e for e in training_data.intent_examples if e.get("intent") and e.get("text")]
+        if not examples:
+            return self._resource
+        counts = LogisticRegressionClassifier._create_X(self, examples)
+        document_frequency = np.bincount(csr_matrix(counts).indices, minlength=counts.shape[1])
+        self.idf = np.log((1 + len(examples)) / (1 + document_frequency)) + 1.0  # sklearn's smooth idf
+        self.clf.fit(self._weigh(counts), [e.get("intent") for e in examples])
+        self.persist()
+        return self._resource
+
+    def persist(self) -> None:
+        super().persist()
+        with self._model_storage.write_to(self._resource) as model_dir:
+            np.save(model_dir / "idf.npy", self.idf, allow_pickle=False)
+
+    @classmethod
+    def load(
+        cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
+        execution_context: ExecutionContext, **kwargs: Any,
+    ) -> "TfidfLogisticRegressionClassifier":
+        import skops.io as sio
+
+        # Unlike the parent, a model that cannot be read is an error, not an untrained classifier.
+        with model_storage.read_from(resource) as model_dir:
+            component = cls(config, execution_context.node_name, model_storage, resource)
+            component.clf = sio.load(model_dir / f"{resource.name}.skops", trusted=True)
+            component.idf = np.load(model_dir / "idf.npy", allow_pickle=False)
+        return component

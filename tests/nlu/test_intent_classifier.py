@@ -1,0 +1,73 @@
+"""The TF-IDF logistic-regression intent classifier: trains, predicts, survives a save and
+load, and refuses to run untrained when its files are missing."""
+import numpy as np
+import pytest
+from scipy.sparse import csr_matrix
+
+from rasa.engine.graph import ExecutionContext, GraphSchema
+from rasa.engine.storage.local_model_storage import LocalModelStorage
+from rasa.engine.storage.resource import Resource
+from rasa.shared.nlu.constants import FEATURE_TYPE_SENTENCE, TEXT
+from rasa.shared.nlu.training_data.features import Features
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from rasa_plugins.intent_classifier import TfidfLogisticRegressionClassifier
+
+VOCABULARY = ["the", "socks", "price", "hello", "hi", "order", "where", "is", "my", "how", "much"]
+EXAMPLES = {
+    "greet": ["hello", "hi", "hi hello", "hello the"],
+    "product_price": ["how much the socks", "price the socks", "socks price", "how much is the price"],
+    "order_status": ["where is my order", "my order", "where is the order", "order where"],
+}
+
+
+def message(text: str, intent: str = None) -> Message:
+    counts = np.zeros((1, len(VOCABULARY)))
+    for word in text.split():
+        counts[0, VOCABULARY.index(word)] += 1
+    msg = Message(data={TEXT: text, **({"intent": intent} if intent else {})})
+    msg.add_features(Features(csr_matrix(counts), FEATURE_TYPE_SENTENCE, TEXT, "CountVectorsFeaturizer"))
+    return msg
+
+
+@pytest.fixture
+def storage(tmp_path):
+    return LocalModelStorage(tmp_path)
+
+
+def context() -> ExecutionContext:
+    return ExecutionContext(GraphSchema({}), node_name="intents")
+
+
+def trained(storage) -> TfidfLogisticRegressionClassifier:
+    config = {**TfidfLogisticRegressionClassifier.get_default_config()}
+    classifier = TfidfLogisticRegressionClassifier.create(config, storage, Resource("intents"), context())
+    data = TrainingData([message(text, intent) for intent, texts in EXAMPLES.items() for text in texts])
+    classifier.train(data)
+    return classifier
+
+
+def test_it_learns_the_intents_and_ranks_them(storage):
+    classifier = trained(storage)
+    [greeting, price, order] = classifier.process([message("hello"), message("socks price"), message("where is my order")])
+    assert [m.get("intent")["name"] for m in (greeting, price, order)] == ["greet", "product_price", "order_status"]
+    ranking = price.get("intent_ranking")
+    assert ranking[0]["name"] == "product_price" and ranking[0]["confidence"] > ranking[1]["confidence"]
+    assert sum(r["confidence"] for r in ranking) == pytest.approx(1.0)
+
+
+def test_a_saved_model_predicts_the_same_after_loading(storage):
+    before = trained(storage).process([message("how much is my order")])[0].get("intent_ranking")
+    config = TfidfLogisticRegressionClassifier.get_default_config()
+    loaded = TfidfLogisticRegressionClassifier.load(config, storage, Resource("intents"), context())
+    after = loaded.process([message("how much is my order")])[0].get("intent_ranking")
+    assert [r["name"] for r in after] == [r["name"] for r in before]
+    assert [r["confidence"] for r in after] == pytest.approx([r["confidence"] for r in before])
+
+
+def test_a_missing_model_is_an_error_not_an_untrained_classifier(storage):
+    with pytest.raises(Exception):
+        TfidfLogisticRegressionClassifier.load(
+            TfidfLogisticRegressionClassifier.get_default_config(), storage, Resource("never-trained"), context()
+        )
