@@ -8,7 +8,7 @@ a fake Graph API in this process timestamps the bot's `/messages` calls. It prin
       webhook in -> last `/messages` call of the turn out) and REST (request -> response),
       and their ratio; the two channels alternate in rounds so drift hits both;
   (c) resident memory (RSS now and peak) of the Rasa server and the action server;
-  (d) latency at turn 10 and turn 300 of one long conversation;
+  (d) latency at turns 6-15 and 291-300 of long conversations, interleaved;
   (e) the time to train the project's model from scratch (unless --model is given).
 
 Usage: make bench   (or: python bench/benchmark.py --model models/xyz.tar.gz)
@@ -18,14 +18,18 @@ import argparse
 import asyncio
 import hashlib
 import hmac
+import http.client
 import itertools
 import json
+import multiprocessing
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Dict, List, Tuple
 
@@ -96,6 +100,38 @@ class FakeGraph:
         return runner
 
 
+def signed_webhook(wa_id: str, text: str, message_id: str) -> Tuple[bytes, Dict[str, str]]:
+    """A text message webhook as Meta sends it, signed with the sandbox's app secret."""
+    message = {"from": wa_id, "id": message_id, "timestamp": str(int(time.time())), "type": "text", "text": {"body": text}}
+    payload = {"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
+        "messaging_product": "whatsapp", "metadata": {"display_phone_number": "15550100100", "phone_number_id": SANDBOX["WHATSAPP_PHONE_NUMBER_ID"]},
+        "contacts": [{"profile": {"name": "Bench"}, "wa_id": wa_id}], "messages": [message]}}]}]}
+    body = json.dumps(payload).encode()
+    signature = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    return body, {"Content-Type": "application/json", "X-Hub-Signature-256": signature}
+
+
+def probe_acks(rasa_url: str, wa_id: str, texts: List[str], interval: float) -> List[float]:
+    """Times acknowledgements from a process of its own, one webhook every `interval`
+    seconds on one keep-alive connection (as Meta delivers): the load generator's busy
+    event loop (hundreds of replies arriving at the fake Graph API) must not count as
+    the server's latency."""
+    url = urllib.parse.urlsplit(rasa_url)
+    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
+    acks = []
+    for i, text in enumerate(texts):
+        body, headers = signed_webhook(wa_id, text, f"wamid.probe{i}.{time.time_ns()}")
+        start = time.perf_counter()
+        connection.request("POST", "/webhooks/whatsapp/webhook", body=body, headers=headers)
+        reply = connection.getresponse()
+        reply.read()
+        acks.append((time.perf_counter() - start) * 1000)
+        assert reply.status == 200, reply.status
+        time.sleep(interval)  # pacing of the stream, not synchronisation
+    connection.close()
+    return acks
+
+
 class Client:
     def __init__(self, session: aiohttp.ClientSession, rasa_url: str, graph: FakeGraph, replies_per_text: Dict[str, int]) -> None:
         self.session, self.rasa_url, self.graph = session, rasa_url, graph
@@ -103,13 +139,7 @@ class Client:
         self.ids = itertools.count()
 
     def webhook(self, wa_id: str, text: str) -> Tuple[bytes, Dict[str, str]]:
-        message = {"from": wa_id, "id": f"wamid.in{next(self.ids)}.{time.time_ns()}", "timestamp": str(int(time.time())), "type": "text", "text": {"body": text}}
-        payload = {"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
-            "messaging_product": "whatsapp", "metadata": {"display_phone_number": "15550100100", "phone_number_id": SANDBOX["WHATSAPP_PHONE_NUMBER_ID"]},
-            "contacts": [{"profile": {"name": "Bench"}, "wa_id": wa_id}], "messages": [message]}}]}]}
-        body = json.dumps(payload).encode()
-        signature = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
-        return body, {"Content-Type": "application/json", "X-Hub-Signature-256": signature}
+        return signed_webhook(wa_id, text, f"wamid.in{next(self.ids)}.{time.time_ns()}")
 
     async def whatsapp_ack(self, wa_id: str, text: str) -> float:
         body, headers = self.webhook(wa_id, text)
@@ -181,15 +211,16 @@ async def run(args: argparse.Namespace, rasa_url: str, graph: FakeGraph, rasa_pi
 
         print("\n(a) webhook acknowledgement latency while the bot is saturated")
         # A burst fills the bot's backlog; then, while it works through it, a probe
-        # customer sends one webhook every 20 ms (a steady stream, as Meta delivers) and
-        # we time each acknowledgement. The burst's own acks are reported too.
+        # customer sends one webhook every 20 ms (a steady stream, as Meta delivers) from
+        # a process of its own, which times each acknowledgement. The burst's own acks
+        # (timed in this busy process) are reported too.
         customers = [next(numbers) for _ in range(args.flood_customers)]
         plan = [(customers[i % len(customers)], TURNS[(i // len(customers)) % len(TURNS)]) for i in range(args.flood_messages)]
         queue: asyncio.Queue = asyncio.Queue()
         for item in plan:
             queue.put_nowait(item)
         burst_acks: List[float] = []
-        probe_acks: List[float] = []
+        probed: List[float] = []
         started = time.perf_counter()
 
         async def sender() -> None:
@@ -199,9 +230,9 @@ async def run(args: argparse.Namespace, rasa_url: str, graph: FakeGraph, rasa_pi
 
         async def probe() -> None:
             probe_customer = next(numbers)
-            for i in range(args.probe_messages):
-                probe_acks.append(await client.whatsapp_ack(probe_customer, TURNS[i % len(TURNS)]))
-                await asyncio.sleep(0.02)
+            texts = [TURNS[i % len(TURNS)] for i in range(args.probe_messages)]
+            with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+                probed.extend(await asyncio.get_running_loop().run_in_executor(pool, probe_acks, rasa_url, probe_customer, texts, 0.02))
             for i in range(args.probe_messages):
                 for _ in range(calibration[TURNS[i % len(TURNS)]]):
                     await asyncio.wait_for(graph.arrivals[probe_customer].get(), 600)
@@ -219,19 +250,37 @@ async def run(args: argparse.Namespace, rasa_url: str, graph: FakeGraph, rasa_pi
         await probing
         print(f"  burst: {args.flood_messages} webhooks from {args.flood_customers} customers, {args.flood_senders} at a time, "
               f"sent in {sent_in:.1f}s ({args.flood_messages / sent_in:.0f}/s); the bot answered all in {drained_in:.1f}s")
-        print(f"  steady stream during the backlog: ack {summary(probe_acks)}   max {max(probe_acks):.1f} ms")
+        print(f"  steady stream during the backlog: ack {summary(probed)}   max {max(probed):.1f} ms")
         print(f"  the burst itself ({args.flood_senders} in flight): ack {summary(burst_acks)}   max {max(burst_acks):.1f} ms")
 
-        print("\n(d) one long conversation: latency by turn")
-        long_customer = next(numbers)
-        by_turn: Dict[int, float] = {}
-        for turn in range(1, args.long_turns + 1):
-            by_turn[turn] = await client.whatsapp_turn(long_customer, TURNS[turn % len(TURNS)])
-            await asyncio.sleep(think)
-        early = [by_turn[t] for t in range(6, 16)]
-        late = [by_turn[t] for t in range(args.long_turns - 9, args.long_turns + 1)]
-        print(f"  turns 6-15: median {statistics.median(early):.1f} ms   turns {args.long_turns - 9}-{args.long_turns}: median {statistics.median(late):.1f} ms"
-              f"   ratio {statistics.median(late) / statistics.median(early):.2f}x")
+        print("\n(d) long conversations: latency at turns 6-15 vs the last 10 of a long conversation")
+        # Long conversations grow to `long_turns - 10` turns (not timed, several at
+        # once). Then each takes its last 10 turns alternately with a fresh conversation
+        # taking its turns 6-15, the same text for both: whatever else changes over
+        # time (the machine, caches, the database's size) hits both sides equally.
+        window = 10
+        long_customers = [next(numbers) for _ in range(args.long_conversations)]
+
+        async def grow(customer: str, turns: int) -> None:
+            for turn in range(1, turns + 1):
+                await client.whatsapp_turn(customer, TURNS[turn % len(TURNS)])
+                await asyncio.sleep(think)
+
+        await asyncio.gather(*(grow(c, args.long_turns - window) for c in long_customers))
+        early: List[float] = []
+        late: List[float] = []
+        for long_customer in long_customers:
+            fresh = next(numbers)
+            await grow(fresh, 5)
+            for turn in range(window):
+                text = TURNS[(args.long_turns - window + 1 + turn) % len(TURNS)]
+                early.append(await client.whatsapp_turn(fresh, text))
+                await asyncio.sleep(think)
+                late.append(await client.whatsapp_turn(long_customer, text))
+                await asyncio.sleep(think)
+        print(f"  {args.long_conversations} conversations: turns 6-15 median {statistics.median(early):.1f} ms   "
+              f"turns {args.long_turns - window + 1}-{args.long_turns} median {statistics.median(late):.1f} ms   "
+              f"ratio {statistics.median(late) / statistics.median(early):.2f}x")
 
         rasa_now, rasa_peak = tree_rss_kib(rasa_pid)
         actions_now, actions_peak = tree_rss_kib(actions_pid)
@@ -273,6 +322,7 @@ def main() -> None:
     parser.add_argument("--probe-messages", type=int, default=400)
     parser.add_argument("--shop-db-url", help="shop database (default: SQLite in a temp dir, as in the sandbox)")
     parser.add_argument("--long-turns", type=int, default=300)
+    parser.add_argument("--long-conversations", type=int, default=3, help="long conversations compared with fresh ones")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-") as workdir:
         if args.model is None:  # train the project's model from scratch and time it

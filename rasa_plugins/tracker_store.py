@@ -18,51 +18,94 @@ endpoints.yml:
       db: var/tracker.db
       max_events: 100
 """
+import functools
 import itertools
 import json
-from typing import Any, Iterator, List, Optional, Text
+import logging
+from typing import Any, Dict, Iterator, List, Optional, Text, Type
 
 import sqlalchemy as sa
 from rasa.core.tracker_store import SQLTrackerStore
+from rasa.shared.core.events import Event, SessionStarted
 from rasa.shared.core.trackers import DialogueStateTracker
 
+logger = logging.getLogger(__name__)
+
 # Event types whose latest occurrence before the window still shapes the conversation.
-_STATE_EVENTS = ("active_loop", "pause", "resume")
 _LOADED = "_windowed_store_loaded"  # events[:n] of a retrieved tracker are stored already
+# Finds the slot, form and pause events before the window, and the session start, by
+# index instead of by reading the whole conversation.
+_STATE_INDEX = "ix_events_sender_type_action_id"
+
+
+@functools.lru_cache(maxsize=None)
+def _event_class(type_name: Text) -> Optional[Type[Event]]:
+    # Rasa's Event.resolve_by_type walks every subclass of Event for every event it
+    # reads (about 0.1 ms each, 10 ms for a window of 100 events).
+    return Event.resolve_by_type(type_name)
+
+
+def deserialise_events(dicts: List[Dict[Text, Any]]) -> List[Event]:
+    """rasa.shared.core.events.deserialise_events, with the event classes looked up once."""
+    events = []
+    for data in dicts:
+        event_class = _event_class(data["event"]) if "event" in data else None
+        event = event_class._from_parameters(data) if event_class else None
+        if event is not None:
+            events.append(event)
+    return events
 
 
 class WindowedSQLTrackerStore(SQLTrackerStore):
     def __init__(self, domain: Any = None, max_events: int = 100, **kwargs: Any) -> None:
         super().__init__(domain, **kwargs)
         self.max_events = int(max_events)
+        try:
+            with self.engine.begin() as connection:
+                connection.exec_driver_sql(
+                    f"CREATE INDEX IF NOT EXISTS {_STATE_INDEX} ON events (sender_id, type_name, action_name, id)"
+                )
+        except sa.exc.SQLAlchemyError as error:  # e.g. two workers creating it at once
+            logger.warning("Could not create index %s on the tracker store's events: %s", _STATE_INDEX, error)
 
     async def _retrieve(self, sender_id: Text, fetch_events_from_all_sessions: bool) -> Optional[DialogueStateTracker]:
         if fetch_events_from_all_sessions or self.domain is None:
             return await super()._retrieve(sender_id, fetch_events_from_all_sessions)
-        with self.session_scope() as session:
-            session_events = self._event_query(session, sender_id, fetch_events_from_all_sessions=False)
-            latest = session_events.order_by(None).order_by(self.SQLEvent.id.desc()).limit(self.max_events).all()
-            if not latest:
-                return None
-            latest.reverse()
-            earlier = self._state_before(session_events, latest[0].id) if len(latest) == self.max_events else []
-            events = [json.loads(row.data) for row in earlier + latest]
-        tracker = DialogueStateTracker.from_dict(sender_id, events, self.domain.slots)
+        events = [json.loads(data) for data in self._window(sender_id)]
+        if not events:
+            return None
+        tracker = DialogueStateTracker.from_events(sender_id, deserialise_events(events), self.domain.slots)
         setattr(tracker, _LOADED, len(events))
         return tracker
 
-    def _state_before(self, session_events: Any, first_id: int) -> List[Any]:
-        """The latest slot value of every slot, and the latest form / pause event, from
-        before the window (within the same session), in their original order."""
-        before = session_events.order_by(None).filter(self.SQLEvent.id < first_id)
-        # For slot events Rasa stores the slot's name in `action_name`.
-        latest_slots = before.filter(self.SQLEvent.type_name == "slot").with_entities(sa.func.max(self.SQLEvent.id)).group_by(self.SQLEvent.action_name)
-        latest_loop = before.filter(self.SQLEvent.type_name == "active_loop").with_entities(sa.func.max(self.SQLEvent.id))
-        latest_pause = before.filter(self.SQLEvent.type_name.in_(("pause", "resume"))).with_entities(sa.func.max(self.SQLEvent.id))
-        ids = [i for (i,) in itertools.chain(latest_slots.all(), latest_loop.all(), latest_pause.all()) if i is not None]
-        if not ids:
-            return []
-        return before.filter(self.SQLEvent.id.in_(ids)).order_by(self.SQLEvent.id).all()
+    def _window(self, sender_id: Text) -> List[Text]:
+        """The stored events (JSON) of the latest session: at most the latest
+        `max_events`, preceded, when that cuts the session, by the state they depend on:
+        the latest value of every slot and the latest form / pause event from before the
+        window, in their original order. Core SQL (Rasa's ORM queries cost several times
+        more than the database's work) on three indexed queries."""
+        c = self.SQLEvent.__table__.c
+        with self.engine.connect() as connection:
+            # Rasa's definition of the latest session (SQLTrackerStore._event_query).
+            session_start = connection.execute(
+                sa.select(sa.func.max(c.timestamp)).where(c.sender_id == sender_id, c.type_name == SessionStarted.type_name)
+            ).scalar()
+            in_session = [c.sender_id == sender_id] + ([c.timestamp >= session_start] if session_start is not None else [])
+            latest = connection.execute(
+                sa.select(c.id, c.data).where(*in_session).order_by(c.id.desc()).limit(self.max_events)
+            ).all()
+            latest.reverse()
+            if len(latest) < self.max_events:
+                return [data for _, data in latest]
+            before = [*in_session, c.id < latest[0].id]
+            # For slot events Rasa stores the slot's name in `action_name`.
+            state_ids = sa.union_all(
+                sa.select(sa.func.max(c.id)).where(*before, c.type_name == "slot").group_by(c.action_name),
+                sa.select(sa.func.max(c.id)).where(*before, c.type_name == "active_loop"),
+                sa.select(sa.func.max(c.id)).where(*before, c.type_name.in_(("pause", "resume"))),
+            )
+            earlier = connection.execute(sa.select(c.id, c.data).where(c.id.in_(state_ids)).order_by(c.id)).all()
+        return [data for _, data in itertools.chain(earlier, latest)]
 
     def _additional_events(self, session: Any, tracker: DialogueStateTracker) -> Iterator:
         loaded = getattr(tracker, _LOADED, None)

@@ -96,3 +96,18 @@ async def test_only_the_latest_session_is_windowed(store_kwargs):
     assert isinstance(window.events[1], SessionStarted) or any(isinstance(e, SessionStarted) for e in window.events)
     # Slots set before the new session are not brought back by the window.
     assert window.get_slot("category") is None and window.get_slot("color") == "grey"
+
+
+def test_events_are_read_back_exactly_as_rasa_reads_them():
+    from rasa.shared.core.events import deserialise_events as rasa_deserialise
+
+    from rasa_plugins.tracker_store import deserialise_events
+
+    tracker = long_conversation("491700000001", 3)
+    tracker.update(BotUttered("pick one", data={"buttons": [{"title": "A", "payload": "/affirm"}]}, metadata={"agent": "Ann"}))
+    dumped = [e.as_dict() for e in tracker.events] + [{"not": "an event"}]
+    ours, rasa = deserialise_events(dumped), rasa_deserialise(dumped)
+    assert len(ours) == len(tracker.events) and [type(e) for e in ours] == [type(e) for e in rasa]
+    assert [e.as_dict() for e in ours] == [e.as_dict() for e in rasa] == dumped[:-1]
+    with pytest.raises(ValueError):
+        deserialise_events([{"event": "no_such_event"}])
