@@ -21,7 +21,7 @@ from typing import Any, Awaitable, Callable, Deque, Dict, Iterable, List, Option
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from shop.db import insert
+from shop.db import insert, placeholder
 from shop.schema import inbox, workers
 
 logger = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ def record(cursor: Any, dialect: str, events: Sequence[InboxEvent], owner: str, 
     `Database.with_cursor`): acknowledging a webhook costs a single database call."""
     if not events:
         return []
-    mark = "?" if dialect == "sqlite" else "%s"
+    mark = placeholder(dialect)
     row = "(" + ", ".join([mark] * 8) + ")"
     cursor.execute(
         "INSERT INTO wa_inbox (event_id, kind, wa_id, payload, received_at, state, owner, attempts) "
@@ -95,34 +95,35 @@ WAIT = "wait"  # an earlier event of the same customer is still pending
 
 
 def start_attempt(
-    conn: Connection, item: InboxItem, owner: str, keep_order: bool = True
+    cursor: Any, dialect: str, item: InboxItem, owner: str, keep_order: bool = True
 ) -> Union[InboxItem, None, str]:
     """Counts an attempt. None if the event is done or another worker took it over; WAIT
     if an earlier event of the same customer is still pending (possibly on another
-    worker): one customer's events are handled in arrival order across workers too."""
-    if keep_order:
-        earlier = conn.execute(
-            sa.select(inbox.c.seq)
-            .where(inbox.c.wa_id == item.wa_id, inbox.c.state == "pending", inbox.c.seq < item.seq)
-            .limit(1)
-        ).first()
-        if earlier is not None:
-            return WAIT
-    updated = conn.execute(
-        inbox.update()
-        .where(inbox.c.seq == item.seq, inbox.c.state == "pending", inbox.c.owner == owner)
-        .values(attempts=inbox.c.attempts + 1)
-    ).rowcount
-    if not updated:
-        return None
-    attempts = conn.execute(sa.select(inbox.c.attempts).where(inbox.c.seq == item.seq)).scalar_one()
-    return InboxItem(item.seq, item.event_id, item.kind, item.wa_id, item.payload, attempts - 1)
-
-
-def finish(conn: Connection, seq: int, state: str = "done", error: Optional[str] = None) -> None:
-    conn.execute(
-        inbox.update().where(inbox.c.seq == seq).values(state=state, processed_at=time.time(), error=error)
+    worker): one customer's events are handled in arrival order across workers too.
+    Raw SQL, one statement in the common case (see `Database.run_cursor`)."""
+    m = placeholder(dialect)
+    in_order = (
+        f" AND NOT EXISTS (SELECT 1 FROM wa_inbox AS earlier WHERE earlier.wa_id = {m}"
+        f" AND earlier.state = 'pending' AND earlier.seq < {m})"
     )
+    cursor.execute(
+        f"UPDATE wa_inbox SET attempts = attempts + 1 WHERE seq = {m} AND state = 'pending' AND owner = {m}"
+        + (in_order if keep_order else "") + " RETURNING attempts",
+        (item.seq, owner) + ((item.wa_id, item.seq) if keep_order else ()),
+    )
+    row = cursor.fetchone()
+    if row is not None:
+        return InboxItem(item.seq, item.event_id, item.kind, item.wa_id, item.payload, row[0] - 1)
+    if keep_order:  # why not: ours and pending means an earlier event comes first
+        cursor.execute(f"SELECT 1 FROM wa_inbox WHERE seq = {m} AND state = 'pending' AND owner = {m}", (item.seq, owner))
+        if cursor.fetchone() is not None:
+            return WAIT
+    return None
+
+
+def finish(cursor: Any, dialect: str, seq: int, state: str = "done", error: Optional[str] = None) -> None:
+    m = placeholder(dialect)
+    cursor.execute(f"UPDATE wa_inbox SET state = {m}, processed_at = {m}, error = {m} WHERE seq = {m}", (state, time.time(), error, seq))
 
 
 def release(conn: Connection, seq: int, error: str) -> None:

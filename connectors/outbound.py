@@ -3,6 +3,7 @@
 Shared by the bot's output channel, the agent desk and broadcasts, so every outbound
 message is checked and recorded the same way.
 """
+import functools
 import logging
 import time
 from typing import Any, Dict, Optional
@@ -68,7 +69,7 @@ class WhatsAppSender:
             await self.db.run(messages.record_failure, wa_id, kind, failure, **record)
             logger.error("WhatsApp %s message to %s failed: %s", kind, wa_id, error)
             raise
-        await self.db.run(messages.record_sent, message_id, wa_id, kind, **record)
+        await self.db.run_cursor(functools.partial(messages.record_sent, **record), message_id, wa_id, kind)
         return message_id
 
     async def refuse_invalid(self, wa_id: str, reason: str, **record: Any) -> None:

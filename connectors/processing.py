@@ -18,7 +18,7 @@ from connectors.inbox import Dispatcher, InboxItem, WorkerIdentity
 from connectors.outbound import WhatsAppSender
 from rasa_plugins import conversation_store
 from shop import consent, contacts, gdpr, handoffs, messages
-from shop.db import Database
+from shop.db import Database, cursor_of
 
 logger = logging.getLogger(__name__)
 
@@ -102,14 +102,14 @@ class EventProcessor:
             except Exception as error:
                 logger.exception("WhatsApp event %s failed (attempt %d)", attempt.event_id, attempt.attempts + 1)
                 if attempt.attempts + 1 >= inbox.MAX_ATTEMPTS:
-                    await self.db.run(inbox.finish, attempt.seq, "failed", repr(error))
+                    await self.db.run_cursor(inbox.finish, attempt.seq, "failed", repr(error))
                     return
                 # Retry here, not at the back of the queue: later messages of this
                 # customer must not overtake this one.
                 await self.db.run(inbox.release, attempt.seq, repr(error))
                 await asyncio.sleep(2.0**attempt.attempts)
                 continue
-            await self.db.run(inbox.finish, attempt.seq)
+            await self.db.run_cursor(inbox.finish, attempt.seq)
             return
 
     async def _begin(self, item: InboxItem, message: Optional[wire.InboundMessage]) -> Optional[Tuple[InboxItem, bool]]:
@@ -122,7 +122,12 @@ class EventProcessor:
             if not keep_order:
                 logger.warning("Earlier events of %s still pending after %.0fs; processing %s anyway",
                                item.wa_id, inbox.ORDER_WAIT_SECONDS, item.event_id)
-            attempt = await self.db.run(self._start_attempt, item, message, keep_order)
+            attempt = await self.db.run_cursor(self._start_attempt, item, message, keep_order)
+            if isinstance(attempt, tuple):
+                attempt, with_people, new_contact = attempt
+                if new_contact and message is not None:  # created once, with its label
+                    await self.db.run(contacts.touch_inbound, message.wa_id, message.profile_name, float(message.timestamp or time.time()))
+                return attempt, with_people
             if attempt != inbox.WAIT:
                 return attempt  # type: ignore[return-value]
             await asyncio.sleep(delay)
@@ -133,19 +138,22 @@ class EventProcessor:
         status = wire.parse_status(json.loads(item.payload))
         if contacts.exists(conn, status.recipient_id):  # not for a contact erased meanwhile
             apply_status(conn, status)
-        inbox.finish(conn, item.seq)
+        inbox.finish(*cursor_of(conn), item.seq)
 
     def _start_attempt(
-        self, conn: Any, item: InboxItem, message: Optional[wire.InboundMessage], keep_order: bool
-    ) -> Union[Tuple[InboxItem, bool], None, str]:
-        """One transaction: the attempt, the contact's last message (24-hour window), and
-        whether an agent has the chat."""
-        attempt = inbox.start_attempt(conn, item, self.me.instance_id, keep_order)
+        self, cursor: Any, dialect: str, item: InboxItem, message: Optional[wire.InboundMessage], keep_order: bool
+    ) -> Union[Tuple[InboxItem, bool, bool], None, str]:
+        """The attempt, the contact's last message (24-hour window), whether an agent has
+        the chat, and whether the contact is new. A few raw statements: this runs for
+        every message on the database thread that also records webhooks before they
+        are acknowledged."""
+        attempt = inbox.start_attempt(cursor, dialect, item, self.me.instance_id, keep_order)
         if not isinstance(attempt, InboxItem):
             return attempt
-        if message is not None:
-            contacts.touch_inbound(conn, message.wa_id, message.profile_name, float(message.timestamp or time.time()))
-        return attempt, handoffs.open_handoff(conn, item.wa_id) is not None
+        new_contact = message is not None and not contacts.touch_known(
+            cursor, dialect, message.wa_id, message.profile_name, float(message.timestamp or time.time())
+        )
+        return attempt, handoffs.has_open_handoff(cursor, dialect, item.wa_id), new_contact
 
     async def _process_message(self, message: wire.InboundMessage, earlier_attempts: int, agent: Any, with_people: bool) -> None:
         try:

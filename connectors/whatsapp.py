@@ -44,7 +44,7 @@ logger = logging.getLogger(__name__)
 CHANNEL = "whatsapp"
 DEFAULT_LIST_LABEL = "Options"
 DEFAULT_BUTTONS_BODY = "Please choose:"
-ACK_SWITCH_INTERVAL = 0.001  # seconds; see WhatsAppInput._start
+ACK_SWITCH_INTERVAL = 0.0002  # seconds; see WhatsAppInput._start
 
 # --------------------------------------------------------------------- Rasa -> WhatsApp
 

@@ -1,11 +1,11 @@
 """Contacts: who wrote to the shop, and when (the 24-hour customer-service window)."""
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from shop.db import insert
+from shop.db import cursor_of, insert, placeholder
 from shop.schema import contact_labels, contacts
 
 SERVICE_WINDOW_SECONDS = 24 * 60 * 60
@@ -45,19 +45,22 @@ def ensure_contact(conn: Connection, wa_id: str, at: float) -> bool:
 
 def touch_inbound(conn: Connection, wa_id: str, profile_name: str, at: float) -> bool:
     """Records an inbound message; returns True if this is a new contact."""
-    created = _create(conn, wa_id, at, profile_name=profile_name or None, last_inbound_at=at)
-    if not created:
-        values: dict = {
-            "last_seen": sa.case((contacts.c.last_seen < at, at), else_=contacts.c.last_seen),
-            "last_inbound_at": sa.case(
-                (sa.or_(contacts.c.last_inbound_at.is_(None), contacts.c.last_inbound_at < at), at),
-                else_=contacts.c.last_inbound_at,
-            ),
-        }
-        if profile_name:
-            values["profile_name"] = profile_name
-        conn.execute(contacts.update().where(contacts.c.wa_id == wa_id).values(**values))
-    return bool(created)
+    if touch_known(*cursor_of(conn), wa_id, profile_name, at):
+        return False
+    return _create(conn, wa_id, at, profile_name=profile_name or None, last_inbound_at=at)
+
+
+def touch_known(cursor: Any, dialect: str, wa_id: str, profile_name: str, at: float) -> bool:
+    """`touch_inbound` for a contact that exists, in one raw statement (every message
+    does this); False if there is no such contact."""
+    m = placeholder(dialect)
+    cursor.execute(
+        f"UPDATE contacts SET last_seen = CASE WHEN last_seen < {m} THEN {m} ELSE last_seen END, "
+        f"last_inbound_at = CASE WHEN last_inbound_at IS NULL OR last_inbound_at < {m} THEN {m} ELSE last_inbound_at END, "
+        f"profile_name = COALESCE({m}, profile_name) WHERE wa_id = {m}",
+        (at, at, at, at, profile_name or None, wa_id),
+    )
+    return cursor.rowcount > 0
 
 
 def get(conn: Connection, wa_id: str) -> Optional[Contact]:

@@ -158,6 +158,11 @@ class Database:
         finally:
             connection.close()
 
+    async def run_cursor(self, fn: Callable[..., T], *args: Any) -> T:
+        """`with_cursor`, off the event loop. For the statements of every message: they
+        share the database thread with acknowledgements, so they must be quick."""
+        return await asyncio.wrap_future(self._executor.submit(NORMAL, partial(self.with_cursor, fn, *args)))
+
     async def run_urgent(self, fn: Callable[..., T], *args: Any) -> T:
         """`with_cursor`, off the event loop and ahead of all queued normal work."""
         return await asyncio.wrap_future(self._executor.submit(URGENT, partial(self.with_cursor, fn, *args)))
@@ -178,6 +183,16 @@ def get_database(url: Optional[str] = None) -> Database:
         if url not in _databases:
             _databases[url] = Database(url)
         return _databases[url]
+
+
+def placeholder(dialect: str) -> str:
+    """The DB-API parameter mark of the driver (sqlite3: qmark, psycopg2: format)."""
+    return "?" if dialect == "sqlite" else "%s"
+
+
+def cursor_of(conn: Connection) -> Tuple[Any, str]:
+    """A DB-API cursor inside a SQLAlchemy transaction, for the raw-SQL functions."""
+    return conn.connection.cursor(), conn.dialect.name
 
 
 def insert(conn: Connection, table: sa.Table) -> Any:

@@ -11,6 +11,7 @@ from ruamel.yaml import YAML
 from sqlalchemy.engine import Connection
 
 from shop import contacts
+from shop.db import placeholder
 from shop.schema import handoffs
 
 CONFIG = Path(__file__).resolve().parents[1] / "handoff.yml"
@@ -68,6 +69,12 @@ def open_handoff(conn: Connection, wa_id: str) -> Optional[Handoff]:
         .limit(1)
     ).mappings().first()
     return _handoff(row) if row else None
+
+
+def has_open_handoff(cursor: Any, dialect: str, wa_id: str) -> bool:
+    """Whether people have the chat: `open_handoff` in one raw statement (every message asks)."""
+    cursor.execute(f"SELECT 1 FROM handoffs WHERE wa_id = {placeholder(dialect)} AND status <> 'closed' LIMIT 1", (wa_id,))
+    return cursor.fetchone() is not None
 
 
 def request(conn: Connection, wa_id: str, reason: str, at: float) -> Handoff:

@@ -2,12 +2,12 @@
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Optional, Set
+from typing import Any, Optional, Set
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from shop.db import insert
+from shop.db import insert, placeholder
 from shop.schema import outbound
 
 # Statuses only move forward; webhooks arrive out of order and more than once.
@@ -23,7 +23,8 @@ class SendFailure:
 
 
 def record_sent(
-    conn: Connection,
+    cursor: Any,
+    dialect: str,
     message_id: str,
     wa_id: str,
     kind: str,
@@ -33,15 +34,15 @@ def record_sent(
     broadcast_id: Optional[str] = None,
     at: Optional[float] = None,
 ) -> None:
-    """A message Meta accepted. A status webhook may have created the row already."""
-    values = dict(
-        wa_id=wa_id, kind=kind, origin=origin, in_reply_to=in_reply_to, seq=seq, broadcast_id=broadcast_id,
-        created_at=at or time.time(),
-    )
-    conn.execute(
-        insert(conn, outbound)
-        .values(message_id=message_id, status="accepted", status_rank=0, **values)
-        .on_conflict_do_update(index_elements=["message_id"], set_=values)
+    """A message Meta accepted. A status webhook may have created the row already.
+    Raw SQL (every bot message records one; see `Database.run_cursor`)."""
+    m = placeholder(dialect)
+    columns = ("wa_id", "kind", "origin", "in_reply_to", "seq", "broadcast_id", "created_at")
+    cursor.execute(
+        f"INSERT INTO wa_outbound (message_id, status, status_rank, {', '.join(columns)}) "
+        f"VALUES ({', '.join([m] * (len(columns) + 3))}) ON CONFLICT (message_id) DO UPDATE SET "
+        + ", ".join(f"{c} = excluded.{c}" for c in columns),
+        (message_id, "accepted", 0, wa_id, kind, origin, in_reply_to, seq, broadcast_id, at or time.time()),
     )
 
 

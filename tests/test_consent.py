@@ -1,5 +1,6 @@
 """Consent: the keyword table, the contact store (SQLite and PostgreSQL), GDPR export and
 erasure, and the operator CLI against a real SQL tracker store."""
+import functools
 import json
 import subprocess
 import sys
@@ -130,7 +131,7 @@ def populate(db, wa_id=WA):
     db.transaction(consent.opt_in, wa_id, "opt_in_confirmation", "wamid.in1")
     db.transaction(consent.opt_out, wa_id, "keyword", "wamid.in2", "STOP (en)")
     db.transaction(handoffs.request, wa_id, "unpaid_order", time.time())
-    db.transaction(messages.record_sent, f"wamid.out-{wa_id}", wa_id, "text", in_reply_to="wamid.in1", seq=1)
+    db.with_cursor(functools.partial(messages.record_sent, in_reply_to="wamid.in1", seq=1), f"wamid.out-{wa_id}", wa_id, "text")
 
 
 def test_export_holds_everything_about_the_contact(db):

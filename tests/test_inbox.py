@@ -29,18 +29,18 @@ def test_a_redelivered_event_is_recorded_once(db):
 def test_attempts_are_counted_and_finished_events_are_not_redone(db):
     me = WorkerIdentity.current()
     [item] = db.with_cursor(inbox.record, events("wamid.1"), me.instance_id, time.time())
-    first = db.transaction(inbox.start_attempt, item, me.instance_id)
-    second = db.transaction(inbox.start_attempt, item, me.instance_id)
+    first = db.with_cursor(inbox.start_attempt, item, me.instance_id)
+    second = db.with_cursor(inbox.start_attempt, item, me.instance_id)
     assert (first.attempts, second.attempts) == (0, 1)
-    db.transaction(inbox.finish, item.seq)
-    assert db.transaction(inbox.start_attempt, item, me.instance_id) is None
+    db.with_cursor(inbox.finish, item.seq)
+    assert db.with_cursor(inbox.start_attempt, item, me.instance_id) is None
     assert db.transaction(inbox.pending_count) == 0
 
 
 def test_another_workers_event_is_not_processed_here(db):
     me, other = WorkerIdentity.current(), WorkerIdentity("elsewhere", 1, "elsewhere:1:x")
     [item] = db.with_cursor(inbox.record, events("wamid.1"), other.instance_id, time.time())
-    assert db.transaction(inbox.start_attempt, item, me.instance_id) is None
+    assert db.with_cursor(inbox.start_attempt, item, me.instance_id) is None
 
 
 def dead_pid() -> int:
@@ -135,18 +135,18 @@ def test_a_later_event_of_a_customer_waits_for_the_earlier_one(db):
     [first] = db.with_cursor(inbox.record, events("wamid.1", wa_id="4917"), a.instance_id, time.time())
     [second] = db.with_cursor(inbox.record, events("wamid.2", wa_id="4917"), b.instance_id, time.time())
     [other] = db.with_cursor(inbox.record, events("wamid.3", wa_id="4918"), b.instance_id, time.time())
-    assert db.transaction(inbox.start_attempt, second, b.instance_id) == inbox.WAIT
-    assert db.transaction(inbox.start_attempt, other, b.instance_id).event_id == "wamid.3"
-    db.transaction(inbox.start_attempt, first, a.instance_id)
-    db.transaction(inbox.finish, first.seq)
-    assert db.transaction(inbox.start_attempt, second, b.instance_id).event_id == "wamid.2"
+    assert db.with_cursor(inbox.start_attempt, second, b.instance_id) == inbox.WAIT
+    assert db.with_cursor(inbox.start_attempt, other, b.instance_id).event_id == "wamid.3"
+    db.with_cursor(inbox.start_attempt, first, a.instance_id)
+    db.with_cursor(inbox.finish, first.seq)
+    assert db.with_cursor(inbox.start_attempt, second, b.instance_id).event_id == "wamid.2"
 
 
 def test_a_stuck_earlier_event_can_be_overtaken_on_purpose(db):
     me = WorkerIdentity.current()
     first, second = db.with_cursor(inbox.record, events("wamid.1", "wamid.2"), me.instance_id, time.time())
-    assert db.transaction(inbox.start_attempt, second, me.instance_id) == inbox.WAIT
-    assert db.transaction(inbox.start_attempt, second, me.instance_id, False).event_id == "wamid.2"
+    assert db.with_cursor(inbox.start_attempt, second, me.instance_id) == inbox.WAIT
+    assert db.with_cursor(inbox.start_attempt, second, me.instance_id, False).event_id == "wamid.2"
 
 
 def test_a_webhook_with_the_same_id_twice_records_it_once(db):
@@ -158,8 +158,8 @@ def test_a_webhook_with_the_same_id_twice_records_it_once(db):
 def test_finished_events_are_forgotten_after_the_redelivery_period(db):
     me = WorkerIdentity.current()
     old, recent, pending = db.with_cursor(inbox.record, events("wamid.old", "wamid.recent", "wamid.pending"), me.instance_id, time.time())
-    db.transaction(inbox.finish, old.seq)
-    db.transaction(inbox.finish, recent.seq)
+    db.with_cursor(inbox.finish, old.seq)
+    db.with_cursor(inbox.finish, recent.seq)
     with db.engine.begin() as conn:
         conn.execute(inbox_table.update().where(inbox_table.c.seq == old.seq).values(processed_at=time.time() - inbox.KEEP_SECONDS - 1))
     assert db.transaction(inbox.purge, time.time() - inbox.KEEP_SECONDS) == 1
