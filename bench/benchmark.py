@@ -319,7 +319,7 @@ def main() -> None:
     parser.add_argument("--flood-messages", type=int, default=600)
     parser.add_argument("--flood-customers", type=int, default=150)
     parser.add_argument("--flood-senders", type=int, default=32)
-    parser.add_argument("--probe-messages", type=int, default=400)
+    parser.add_argument("--probe-messages", type=int, default=1000)
     parser.add_argument("--shop-db-url", help="shop database (default: SQLite in a temp dir, as in the sandbox)")
     parser.add_argument("--long-turns", type=int, default=300)
     parser.add_argument("--long-conversations", type=int, default=3, help="long conversations compared with fresh ones")

@@ -126,6 +126,11 @@ def finish(cursor: Any, dialect: str, seq: int, state: str = "done", error: Opti
     cursor.execute(f"UPDATE wa_inbox SET state = {m}, processed_at = {m}, error = {m} WHERE seq = {m}", (state, time.time(), error, seq))
 
 
+def forget(cursor: Any, dialect: str, seq: int) -> None:
+    """Drops an event entirely (see EventProcessor._store_status)."""
+    cursor.execute(f"DELETE FROM wa_inbox WHERE seq = {placeholder(dialect)}", (seq,))
+
+
 def release(conn: Connection, seq: int, error: str) -> None:
     """A failed attempt: stays pending for a retry, the error kept for operators."""
     conn.execute(inbox.update().where(inbox.c.seq == seq).values(error=error))

@@ -136,9 +136,13 @@ class EventProcessor:
     @staticmethod
     def _store_status(conn: Any, item: InboxItem) -> None:
         status = wire.parse_status(json.loads(item.payload))
-        if contacts.exists(conn, status.recipient_id):  # not for a contact erased meanwhile
+        if contacts.exists(conn, status.recipient_id):
             apply_status(conn, status)
-        inbox.finish(*cursor_of(conn), item.seq)
+            inbox.finish(*cursor_of(conn), item.seq)
+        else:
+            # For a contact erased meanwhile (statuses of the last answer arrive after
+            # the erasure): nothing to store, and the event itself holds their number.
+            inbox.forget(*cursor_of(conn), item.seq)
 
     def _start_attempt(
         self, cursor: Any, dialect: str, item: InboxItem, message: Optional[wire.InboundMessage], keep_order: bool

@@ -165,3 +165,28 @@ def test_finished_events_are_forgotten_after_the_redelivery_period(db):
     assert db.transaction(inbox.purge, time.time() - inbox.KEEP_SECONDS) == 1
     with db.engine.connect() as conn:
         assert conn.execute(sa.select(inbox_table.c.event_id).order_by(inbox_table.c.seq)).scalars().all() == ["wamid.recent", "wamid.pending"]
+
+
+def test_a_status_is_stored_for_a_contact_and_forgotten_for_an_erased_one(db):
+    import json
+
+    from connectors.processing import EventProcessor
+    from shop import contacts, messages
+    from tests.meta_payloads import status
+
+    me = WorkerIdentity.current()
+    known, erased = "491701", "491702"
+    db.transaction(contacts.touch_inbound, known, "Kim", time.time())
+    for wa_id in (known, erased):
+        db.with_cursor(messages.record_sent, f"wamid.out-{wa_id}", wa_id, "text")
+    recorded = db.with_cursor(inbox.record, [
+        InboxEvent(f"wamid.out-{w}:delivered", "status", w, json.dumps(status(f"wamid.out-{w}", w, "delivered"))) for w in (known, erased)
+    ], me.instance_id, time.time())
+    for item in recorded:
+        db.transaction(EventProcessor._store_status, item)
+
+    with db.engine.connect() as conn:
+        rows = dict(conn.execute(sa.select(inbox_table.c.wa_id, inbox_table.c.state)).all())
+        delivered = dict(conn.execute(sa.text("SELECT wa_id, status FROM wa_outbound")).all())
+    assert rows == {known: "done"}  # nothing with the erased contact's number is kept
+    assert delivered[known] == "delivered"
