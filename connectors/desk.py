@@ -79,7 +79,7 @@ class AgentDesk(InputChannel):
             @wraps(handler)
             async def check(request: Request, **kwargs: Any) -> HTTPResponse:
                 whatsapp = self._whatsapp(request)
-                agent = await whatsapp.db.run(agents.by_token, _bearer(request))
+                agent = await whatsapp.db.read(agents.by_token, _bearer(request))
                 if agent is None:
                     return _error(401, "a valid agent token is required (Authorization: Bearer <token>)")
                 return await handler(request, whatsapp, agent, **kwargs)
@@ -91,7 +91,7 @@ class AgentDesk(InputChannel):
 
             @wraps(handler)
             async def check(request: Request, whatsapp: WhatsAppInput, agent: Agent, wa_id: str) -> HTTPResponse:
-                handoff = await whatsapp.db.run(handoffs.open_handoff, wa_id)
+                handoff = await whatsapp.db.read(handoffs.open_handoff, wa_id)
                 if handoff is None:
                     return _error(404, "no chat of this customer is waiting for people")
                 if not agent.serves(handoff.label):
@@ -114,15 +114,15 @@ class AgentDesk(InputChannel):
         @authenticated
         async def chats(_: Request, whatsapp: WhatsAppInput, agent: Agent) -> HTTPResponse:
             labels = None if agents.ALL_LABELS in agent.labels else list(agent.labels)
-            return response.json({"chats": await whatsapp.db.run(_chat_list, labels, time.time())})
+            return response.json({"chats": await whatsapp.db.read(_chat_list, labels, time.time())})
 
         @desk.get("/api/chats/<wa_id>")
         @authenticated
         @chat_of_agent
         async def chat(_: Request, whatsapp: WhatsAppInput, agent: Agent, handoff: handoffs.Handoff) -> HTTPResponse:
             history = await whatsapp.in_bot(whatsapp.processor.history(handoff.wa_id))
-            contact = await whatsapp.db.run(contacts.get, handoff.wa_id)
-            labels = await whatsapp.db.run(contacts.labels, handoff.wa_id)
+            contact = await whatsapp.db.read(contacts.get, handoff.wa_id)
+            labels = await whatsapp.db.read(contacts.labels, handoff.wa_id)
             if handoff.agent == agent.name:  # the customer sees blue ticks once an agent reads
                 latest = next((h["message_id"] for h in reversed(history) if h["who"] == "customer"), None)
                 if latest:

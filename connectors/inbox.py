@@ -30,6 +30,7 @@ HEARTBEAT_SECONDS = 10.0
 DEAD_AFTER_SECONDS = 45.0
 MAX_ATTEMPTS = 3
 KEEP_SECONDS = 8 * 24 * 3600  # Meta redelivers for up to 7 days
+SWEEP_AFTER_SECONDS = 5.0  # our pending events this old are handed to the dispatcher again
 ORDER_WAIT_SECONDS = 60.0  # then an earlier event that is stuck no longer holds up later ones
 
 
@@ -79,10 +80,10 @@ def record(cursor: Any, dialect: str, events: Sequence[InboxEvent], owner: str, 
         "ON CONFLICT (event_id) DO NOTHING RETURNING seq, event_id",
         [v for e in events for v in (e.event_id, e.kind, e.wa_id, e.payload, now, "pending", owner, 0)],
     )
-    return _in_order(events, {event_id: seq for seq, event_id in cursor.fetchall()})
+    return in_order(events, {event_id: seq for seq, event_id in cursor.fetchall()})
 
 
-def _in_order(events: Sequence[InboxEvent], new: Dict[str, int]) -> List[InboxItem]:
+def in_order(events: Sequence[InboxEvent], new: Dict[str, int]) -> List[InboxItem]:
     items = []
     for event in events:
         seq = new.pop(event.event_id, None)  # pop: an id twice in one webhook counts once
@@ -100,25 +101,26 @@ def start_attempt(
     """Counts an attempt. None if the event is done or another worker took it over; WAIT
     if an earlier event of the same customer is still pending (possibly on another
     worker): one customer's events are handled in arrival order across workers too.
-    Raw SQL, one statement in the common case (see `Database.run_cursor`)."""
+    Raw SQL (see `Database.run_cursor`). No RETURNING: on SQLite a statement that returns
+    rows keeps the write lock until its last row is fetched, which in the busy server
+    process may be milliseconds later, and the inbox writer would wait for it."""
     m = placeholder(dialect)
-    in_order = (
+    earlier_done = (
         f" AND NOT EXISTS (SELECT 1 FROM wa_inbox AS earlier WHERE earlier.wa_id = {m}"
         f" AND earlier.state = 'pending' AND earlier.seq < {m})"
     )
     cursor.execute(
         f"UPDATE wa_inbox SET attempts = attempts + 1 WHERE seq = {m} AND state = 'pending' AND owner = {m}"
-        + (in_order if keep_order else "") + " RETURNING attempts",
+        + (earlier_done if keep_order else ""),
         (item.seq, owner) + ((item.wa_id, item.seq) if keep_order else ()),
     )
+    started = cursor.rowcount == 1
+    cursor.execute(f"SELECT attempts FROM wa_inbox WHERE seq = {m} AND state = 'pending' AND owner = {m}", (item.seq, owner))
     row = cursor.fetchone()
-    if row is not None:
+    if started:
         return InboxItem(item.seq, item.event_id, item.kind, item.wa_id, item.payload, row[0] - 1)
-    if keep_order:  # why not: ours and pending means an earlier event comes first
-        cursor.execute(f"SELECT 1 FROM wa_inbox WHERE seq = {m} AND state = 'pending' AND owner = {m}", (item.seq, owner))
-        if cursor.fetchone() is not None:
-            return WAIT
-    return None
+    # Not started but ours and pending: an earlier event of the customer comes first.
+    return WAIT if keep_order and row is not None else None
 
 
 def finish(cursor: Any, dialect: str, seq: int, state: str = "done", error: Optional[str] = None) -> None:
@@ -136,13 +138,22 @@ def release(conn: Connection, seq: int, error: str) -> None:
     conn.execute(inbox.update().where(inbox.c.seq == seq).values(error=error))
 
 
-def heartbeat(conn: Connection, me: WorkerIdentity, now: float) -> None:
-    values = {"host": me.host, "pid": me.pid, "heartbeat_at": now}
-    conn.execute(
-        insert(conn, workers)
-        .values(instance_id=me.instance_id, **values)
-        .on_conflict_do_update(index_elements=["instance_id"], set_=values)
+def heartbeat(cursor: Any, dialect: str, me: WorkerIdentity, now: float) -> None:
+    """One raw statement (see `Database.with_cursor`): on SQLite the write lock is held
+    only inside the database library, never while this busy process waits for the GIL."""
+    m = placeholder(dialect)
+    cursor.execute(
+        f"INSERT INTO wa_workers (instance_id, host, pid, heartbeat_at) VALUES ({m}, {m}, {m}, {m}) "
+        "ON CONFLICT (instance_id) DO UPDATE SET host = excluded.host, pid = excluded.pid, heartbeat_at = excluded.heartbeat_at",
+        (me.instance_id, me.host, me.pid, now),
     )
+
+
+def other_owners(conn: Connection, me: WorkerIdentity) -> List[str]:
+    """Workers other than us with pending events (read-only: checked every heartbeat)."""
+    return conn.execute(
+        sa.select(inbox.c.owner).where(inbox.c.state == "pending", inbox.c.owner != me.instance_id).distinct()
+    ).scalars().all()
 
 
 def _pid_alive(pid: int) -> bool:
@@ -157,9 +168,7 @@ def _pid_alive(pid: int) -> bool:
 
 def take_over_abandoned(conn: Connection, me: WorkerIdentity, now: float) -> List[InboxItem]:
     """Pending events whose owner is gone become ours, oldest first."""
-    owners = conn.execute(
-        sa.select(inbox.c.owner).where(inbox.c.state == "pending", inbox.c.owner != me.instance_id).distinct()
-    ).scalars().all()
+    owners = other_owners(conn, me)
     if not owners:
         return []
     known = {
@@ -190,10 +199,28 @@ def take_over_abandoned(conn: Connection, me: WorkerIdentity, now: float) -> Lis
     return [InboxItem(r.seq, r.event_id, r.kind, r.wa_id, r.payload, r.attempts) for r in rows]
 
 
-def purge(conn: Connection, older_than: float, limit: int = 5000) -> int:
-    """Forgets finished events once Meta can no longer redeliver them (7 days)."""
-    old = sa.select(inbox.c.seq).where(inbox.c.state == "done", inbox.c.processed_at < older_than).limit(limit)
-    return conn.execute(inbox.delete().where(inbox.c.seq.in_(old.scalar_subquery()))).rowcount
+def pending_of(conn: Connection, me: WorkerIdentity, received_before: float) -> List[InboxItem]:
+    """Our pending events, oldest first: the sweep hands them to the dispatcher again
+    (it skips those it has queued), for an event recorded but never handed over (the
+    inbox writer died between storing it and answering)."""
+    rows = conn.execute(
+        sa.select(inbox)
+        .where(inbox.c.state == "pending", inbox.c.owner == me.instance_id, inbox.c.received_at < received_before)
+        .order_by(inbox.c.seq)
+    )
+    return [InboxItem(r.seq, r.event_id, r.kind, r.wa_id, r.payload, r.attempts) for r in rows]
+
+
+def purge(cursor: Any, dialect: str, older_than: float, limit: int = 5000) -> int:
+    """Forgets finished events once Meta can no longer redeliver them (7 days). One raw
+    statement, as `heartbeat`."""
+    m = placeholder(dialect)
+    cursor.execute(
+        "DELETE FROM wa_inbox WHERE seq IN (SELECT seq FROM wa_inbox "
+        f"WHERE state = 'done' AND processed_at < {m} ORDER BY seq LIMIT {m})",
+        (older_than, limit),
+    )
+    return cursor.rowcount
 
 
 def pending_count(conn: Connection) -> int:

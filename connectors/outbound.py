@@ -57,7 +57,7 @@ class WhatsAppSender:
         try:
             if kind != "template":
                 if window_opened_at is None:
-                    window_opened_at = await self.db.run(contacts.last_inbound_at, wa_id)
+                    window_opened_at = await self.db.read(contacts.last_inbound_at, wa_id)
                 if not contacts.window_open(window_opened_at, time.time()):
                     raise OutsideWindow(
                         OUTSIDE_WINDOW,

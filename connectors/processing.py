@@ -48,16 +48,21 @@ class EventProcessor:
         self._frozen_agent: Any = None
 
     async def maintain(self, dispatcher: Dispatcher) -> None:
-        """Heartbeat, and take over events of workers that died (ours after a restart)."""
+        """Heartbeat, take over events of workers that died (ours after a restart), and
+        hand over again our own events that never reached the dispatcher."""
         while True:
             try:
                 now = time.time()
-                await self.db.run(inbox.heartbeat, self.me, now)
-                taken = await self.db.run(inbox.take_over_abandoned, self.me, now)
-                if taken:
-                    logger.warning("Taking over %d unprocessed WhatsApp event(s)", len(taken))
-                    dispatcher.submit(taken)
-                await self.db.run(inbox.purge, now - inbox.KEEP_SECONDS)
+                # Reads and one-statement writes: no write lock held while this busy
+                # process waits for the GIL (the inbox writer would wait too).
+                await self.db.run_cursor(inbox.heartbeat, self.me, now)
+                if await self.db.read(inbox.other_owners, self.me):
+                    taken = await self.db.run(inbox.take_over_abandoned, self.me, now)
+                    if taken:
+                        logger.warning("Taking over %d unprocessed WhatsApp event(s)", len(taken))
+                        dispatcher.submit(taken)
+                dispatcher.submit(await self.db.read(inbox.pending_of, self.me, now - inbox.SWEEP_AFTER_SECONDS))
+                await self.db.run_cursor(inbox.purge, now - inbox.KEEP_SECONDS)
                 await asyncio.get_running_loop().run_in_executor(None, gdpr.purge_exports)
             except Exception:
                 logger.exception("Inbox maintenance failed; will retry")
@@ -182,7 +187,7 @@ class EventProcessor:
         if earlier_attempts:  # processing started before a crash: do not answer twice
             if await self._already_in_tracker(agent, message):
                 return
-            skip = frozenset(await self.db.run(messages.sent_positions, message.id))
+            skip = frozenset(await self.db.read(messages.sent_positions, message.id))
         output = self._output(in_reply_to=message.id, window_opened_at=float(message.timestamp or time.time()), skip_positions=skip)
         await self._on_new_message(  # type: ignore[misc]
             UserMessage(text, output, message.wa_id, input_channel=self.channel, message_id=message.id, metadata=metadata)

@@ -30,10 +30,11 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from connectors import inbox, signature, wire
+from connectors import signature, wire
 from connectors.graph_api import GraphApiClient, GraphApiConfig, GraphApiError, RetryPolicy
 from connectors.inbound import inbox_events
 from connectors.inbox import Dispatcher, WorkerIdentity
+from connectors.inbox_writer import InboxRecorder
 from connectors.outbound import WhatsAppSender
 from connectors.processing import EventProcessor
 from shop import gdpr
@@ -231,12 +232,20 @@ class WhatsAppInput(InputChannel):
         self._on_new_message: Optional[Callable[[UserMessage], Awaitable[Any]]] = None
         self._sender: Optional[WhatsAppSender] = None
         self.processor: Optional[EventProcessor] = None
+        self._recorder: Optional[InboxRecorder] = None
 
     @property
     def db(self) -> Database:
         if self._db is None:
             self._db = get_database()
         return self._db
+
+    @property
+    def recorder(self) -> InboxRecorder:
+        """Records webhooks; from a writer process of its own once the server started."""
+        if self._recorder is None:
+            self._recorder = InboxRecorder(self.db, use_writer=False)
+        return self._recorder
 
     @property
     def sender(self) -> WhatsAppSender:
@@ -315,12 +324,14 @@ class WhatsAppInput(InputChannel):
         if not (batch.messages or batch.statuses or batch.preferences):
             return response.json({"status": "ok"})
         try:
-            new_items = await self.db.run_urgent(inbox.record, inbox_events(batch), self.me.instance_id, time.time())
+            new_items = await self.recorder.record(inbox_events(batch), self.me.instance_id, time.time())
         except Exception:
             logger.exception("Could not record webhook; answering 500 so Meta redelivers it")
             return response.json({"error": "temporarily unavailable"}, status=500)
-        if self.dispatcher is not None:
-            self.dispatcher.submit(new_items)
+        if self.dispatcher is not None and new_items:
+            # After the answer is written: waking the dispatcher's thread makes it
+            # compete for the GIL, which the answer should not wait for.
+            asyncio.get_running_loop().call_soon(self.dispatcher.submit, new_items)
         return response.json({"status": "ok"})
 
     # -- lifecycle ----------------------------------------------------------------
@@ -328,6 +339,8 @@ class WhatsAppInput(InputChannel):
     async def _start(self, app: Any, _: Any) -> None:
         self.me = WorkerIdentity.current()
         _ = self.db  # opens the database (and starts its threads) before the dispatcher
+        self._recorder = InboxRecorder(self.db)
+        await self._recorder.start()
         # Rasa's NLU and policies hold the GIL in the dispatcher thread for long Python
         # stretches; a shorter switch interval (default 5 ms) lets the Sanic thread take
         # it back quickly enough to acknowledge webhooks in a few milliseconds.
@@ -354,4 +367,6 @@ class WhatsAppInput(InputChannel):
     async def _stop(self, app: Any, _: Any) -> None:
         if self.dispatcher is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.dispatcher.stop)
+        if self._recorder is not None:
+            await self._recorder.stop()
 

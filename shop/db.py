@@ -33,6 +33,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_URL = f"sqlite:///{PROJECT_ROOT / 'var' / 'shop.db'}"
 
 T = TypeVar("T")
+READ_ONLY = "shop_read_only"  # execution option: a transaction that only reads
 
 
 def database_url() -> str:
@@ -66,7 +67,10 @@ def _sqlite_engine(url: str) -> Engine:
     @sa.event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
         # IMMEDIATE takes the write lock up front: no read-then-write upgrade deadlocks.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Read-only work takes none (WAL readers never block writers): a write lock held
+        # while a busy process runs Python would hold up the inbox writer.
+        read_only = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     if path and path != ":memory:":
         threading.Thread(target=_checkpoint_forever, args=(path,), name="shop-db-checkpoint", daemon=True).start()
@@ -140,6 +144,15 @@ class Database:
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Same as `transaction`, off the event loop."""
         return await asyncio.wrap_future(self._executor.submit(NORMAL, partial(self.transaction, fn, *args, **kwargs)))
+
+    def reading(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """`transaction` for work that only reads: on SQLite it takes no write lock."""
+        with self.engine.execution_options(**{READ_ONLY: True}).begin() as conn:
+            return fn(conn, *args, **kwargs)
+
+    async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """`reading`, off the event loop."""
+        return await asyncio.wrap_future(self._executor.submit(NORMAL, partial(self.reading, fn, *args, **kwargs)))
 
     def with_cursor(self, fn: Callable[..., T], *args: Any) -> T:
         """Runs fn(cursor, dialect, *args) on a plain DB-API cursor and commits.

@@ -53,7 +53,7 @@ def test_events_of_a_dead_process_on_this_host_are_taken_over_at_once(db):
     me = WorkerIdentity.current()
     crashed = WorkerIdentity(me.host, dead_pid(), f"{me.host}:dead:1")
     now = time.time()
-    db.transaction(inbox.heartbeat, crashed, now)  # heartbeat still fresh: only the pid tells
+    db.with_cursor(inbox.heartbeat, crashed, now)  # heartbeat still fresh: only the pid tells
     db.with_cursor(inbox.record, events("wamid.1", "wamid.2"), crashed.instance_id, now)
     db.with_cursor(inbox.record, events("wamid.3"), me.instance_id, now)
     taken = db.transaction(inbox.take_over_abandoned, me, now)
@@ -65,7 +65,7 @@ def test_a_live_worker_keeps_its_events_until_its_heartbeat_goes_stale(db):
     me = WorkerIdentity.current()
     other = WorkerIdentity("other-host", 4242, "other-host:4242:a")
     now = time.time()
-    db.transaction(inbox.heartbeat, other, now)
+    db.with_cursor(inbox.heartbeat, other, now)
     db.with_cursor(inbox.record, events("wamid.1"), other.instance_id, now)
     assert db.transaction(inbox.take_over_abandoned, me, now + 5) == []
     taken = db.transaction(inbox.take_over_abandoned, me, now + inbox.DEAD_AFTER_SECONDS + 1)
@@ -162,7 +162,7 @@ def test_finished_events_are_forgotten_after_the_redelivery_period(db):
     db.with_cursor(inbox.finish, recent.seq)
     with db.engine.begin() as conn:
         conn.execute(inbox_table.update().where(inbox_table.c.seq == old.seq).values(processed_at=time.time() - inbox.KEEP_SECONDS - 1))
-    assert db.transaction(inbox.purge, time.time() - inbox.KEEP_SECONDS) == 1
+    assert db.with_cursor(inbox.purge, time.time() - inbox.KEEP_SECONDS) == 1
     with db.engine.connect() as conn:
         assert conn.execute(sa.select(inbox_table.c.event_id).order_by(inbox_table.c.seq)).scalars().all() == ["wamid.recent", "wamid.pending"]
 

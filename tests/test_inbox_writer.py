@@ -1,0 +1,155 @@
+"""The inbox writer process (SQLite and PostgreSQL) and the recorder's fallback to the
+server process when the writer is gone."""
+import asyncio
+import os
+import signal
+import sqlite3
+import threading
+import time
+
+import sqlalchemy as sa
+
+from connectors import inbox, inbox_writer
+from connectors.inbox import Dispatcher, InboxEvent, InboxItem, WorkerIdentity
+from connectors.inbox_writer import InboxRecorder, InboxWriterProcess, WriterUnavailable
+from shop.schema import inbox as inbox_table
+
+
+def events(*ids, wa_id="4917"):
+    return [InboxEvent(i, "message", wa_id, '{"n": "%s"}' % i) for i in ids]
+
+
+def stored(db):
+    with db.engine.connect() as conn:
+        return conn.execute(sa.select(inbox_table.c.event_id, inbox_table.c.owner, inbox_table.c.payload).order_by(inbox_table.c.seq)).all()
+
+
+async def test_the_writer_records_new_events_once_and_in_order(db):
+    me = WorkerIdentity.current()
+    writer = InboxWriterProcess(db.url)
+    await writer.start()
+    try:
+        first = await writer.record(events("wamid.1", "wamid.2", "wamid.1"), me.instance_id, time.time())
+        again = await writer.record(events("wamid.2", "wamid.3"), me.instance_id, time.time())
+        assert writer.pid != os.getpid()
+    finally:
+        await writer.stop()
+    assert [i.event_id for i in first] == ["wamid.1", "wamid.2"] and first[0].seq < first[1].seq
+    assert [i.event_id for i in again] == ["wamid.3"]
+    assert isinstance(again[0], InboxItem) and again[0].payload == '{"n": "wamid.3"}'
+    assert stored(db) == [(f"wamid.{n}", me.instance_id, '{"n": "wamid.%d"}' % n) for n in (1, 2, 3)]
+    assert not writer.running
+
+
+async def test_a_killed_writer_is_replaced_and_nothing_is_lost_meanwhile(sqlite_db, monkeypatch):
+    monkeypatch.setattr(inbox_writer, "RESTART_DELAY_SECONDS", 0.0)
+    me = WorkerIdentity.current()
+    recorder = InboxRecorder(sqlite_db)
+    await recorder.start()
+    try:
+        old_pid = recorder.writer.pid
+        os.kill(old_pid, signal.SIGKILL)
+        await recorder.writer._process.wait()
+        # The writer is gone: recorded in this process instead, and it is restarted.
+        [during] = await recorder.record(events("wamid.during"), me.instance_id, time.time())
+        await recorder._restarting
+        assert recorder.writer.running and recorder.writer.pid != old_pid
+        [after] = await recorder.record(events("wamid.after"), me.instance_id, time.time())
+    finally:
+        await recorder.stop()
+    assert (during.event_id, after.event_id) == ("wamid.during", "wamid.after")
+    assert [row.event_id for row in stored(sqlite_db)] == ["wamid.during", "wamid.after"]
+
+
+async def test_a_writer_that_cannot_record_reports_it_and_the_server_process_records(sqlite_db):
+    me = WorkerIdentity.current()
+    broken = InboxWriterProcess(f"sqlite:///{sqlite_db.url.split('///')[1]}.missing-dir/none.db")
+    await broken.start()
+    try:
+        try:
+            await broken.record(events("wamid.1"), me.instance_id, time.time())
+            raise AssertionError("a writer without a database recorded an event")
+        except WriterUnavailable as error:
+            assert "unable to open database" in str(error)
+    finally:
+        await broken.stop()
+    recorder = InboxRecorder(sqlite_db)
+    recorder.writer = broken  # started, then stopped: not running
+    [item] = await recorder.record(events("wamid.1"), me.instance_id, time.time())
+    await recorder.stop()
+    assert item.event_id == "wamid.1" and [row.event_id for row in stored(sqlite_db)] == ["wamid.1"]
+
+
+def test_the_writer_waits_for_another_connections_write_lock_instead_of_failing(sqlite_db, monkeypatch):
+    """The writer's connection has no busy timeout (SQLite's sleeps a millisecond at
+    least); it retries itself."""
+    path = sqlite_db.url.split("///")[1]
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")  # another process writing
+    holder.execute("INSERT INTO wa_workers (instance_id, host, pid, heartbeat_at) VALUES ('x', 'h', 1, 0)")
+    pauses = []
+
+    def pause(seconds):
+        pauses.append(seconds)
+        if len(pauses) == 3:
+            holder.execute("COMMIT")
+
+    monkeypatch.setattr(inbox_writer.time, "sleep", pause)
+    connection = inbox_writer._connect(sqlite_db.url)
+    new = inbox_writer._execute(connection, events("wamid.1"), "me", time.time())
+    assert [event_id for _, event_id in new] == ["wamid.1"]
+    assert len(pauses) == 3 and all(p <= 0.002 for p in pauses)
+
+
+def test_own_pending_events_that_never_reached_the_dispatcher_are_swept(db):
+    me, other = WorkerIdentity.current(), WorkerIdentity("elsewhere", 1, "elsewhere:1:x")
+    now = time.time()
+    db.with_cursor(inbox.record, events("wamid.orphan", "wamid.done"), me.instance_id, now - 60)
+    db.with_cursor(inbox.record, events("wamid.theirs"), other.instance_id, now - 60)
+    db.with_cursor(inbox.record, events("wamid.fresh"), me.instance_id, now)
+    done = [i for i in db.reading(inbox.pending_of, me, now) if i.event_id == "wamid.done"][0]
+    db.with_cursor(inbox.finish, done.seq)
+    swept = db.reading(inbox.pending_of, me, now - inbox.SWEEP_AFTER_SECONDS)
+    assert [i.event_id for i in swept] == ["wamid.orphan"]
+
+
+def test_the_dispatcher_skips_an_event_it_already_has_queued():
+    release = threading.Event()
+    processed = []
+
+    async def process(item: InboxItem) -> None:
+        processed.append(item.seq)
+        await asyncio.get_running_loop().run_in_executor(None, release.wait)
+
+    dispatcher = Dispatcher(process)
+    dispatcher.start()
+    try:
+        first = InboxItem(1, "wamid.1", "message", "4917", "{}")
+        dispatcher.submit([first])
+        dispatcher.submit([first, InboxItem(2, "wamid.2", "message", "4917", "{}")])  # the sweep finds it again
+        release.set()
+        assert dispatcher.wait_idle(10)
+    finally:
+        dispatcher.stop()
+    assert processed == [1, 2]
+
+
+def test_reading_takes_no_write_lock_so_the_writer_is_not_held_up(sqlite_db):
+    """On SQLite, a read-only transaction of the busy server process must not keep the
+    inbox writer waiting (a write transaction there does, until it commits)."""
+    me = WorkerIdentity.current()
+    connection = inbox_writer._connect(sqlite_db.url)
+
+    def during_read(conn):
+        conn.execute(sa.text("SELECT count(*) FROM wa_inbox")).scalar()
+        return inbox.record(connection.cursor(), "sqlite", events("wamid.read"), me.instance_id, time.time())
+
+    def during_write(conn):
+        conn.execute(sa.text("SELECT count(*) FROM wa_inbox")).scalar()
+        try:
+            inbox.record(connection.cursor(), "sqlite", events("wamid.write"), me.instance_id, time.time())
+        except sqlite3.OperationalError as error:
+            return str(error)
+
+    assert [i.event_id for i in sqlite_db.reading(during_read)] == ["wamid.read"]
+    assert sqlite_db.transaction(during_write) == "database is locked"
