@@ -169,8 +169,8 @@ class InboxWriterProcess:
             "events": [[e.event_id, e.kind, e.wa_id, e.payload] for e in events],
         })
         try:
-            # No drain: a line is far below the pipe's buffer, and the writer reads
-            # as fast as the database takes rows.
+            # No drain: what the pipe cannot take yet waits in the transport's buffer,
+            # and the answer's timeout bounds how long this request waits.
             self._process.stdin.write(line.encode() + b"\n")
         except (BrokenPipeError, ConnectionResetError) as error:
             self._waiting.pop(request_id, None)
