@@ -67,7 +67,9 @@ def _dialect(connection: Any) -> str:
     return "sqlite" if isinstance(connection, sqlite3.Connection) else "postgresql"
 
 
-def _execute(connection: Any, events: Sequence[InboxEvent], owner: str, now: float) -> List[List[Any]]:
+def _execute(
+    connection: Any, events: Sequence[InboxEvent], owner: str, now: float, pause_for: Callable[[float], None] = time.sleep
+) -> List[List[Any]]:
     dialect = _dialect(connection)
     deadline, pause = time.monotonic() + BUSY_DEADLINE_SECONDS, 0.0001
     while True:
@@ -79,7 +81,7 @@ def _execute(connection: Any, events: Sequence[InboxEvent], owner: str, now: flo
         except sqlite3.OperationalError as error:
             if "locked" not in str(error) or time.monotonic() > deadline:
                 raise
-            time.sleep(pause)  # another connection is writing: a short wait, then again
+            pause_for(pause)  # another connection is writing: a short wait, then again
             pause = min(pause * 2, 0.002)
         except Exception:
             connection.rollback()

@@ -80,7 +80,7 @@ async def test_a_writer_that_cannot_record_reports_it_and_the_server_process_rec
     assert item.event_id == "wamid.1" and [row.event_id for row in stored(sqlite_db)] == ["wamid.1"]
 
 
-def test_the_writer_waits_for_another_connections_write_lock_instead_of_failing(sqlite_db, monkeypatch):
+def test_the_writer_waits_for_another_connections_write_lock_instead_of_failing(sqlite_db):
     """The writer's connection has no busy timeout (SQLite's sleeps a millisecond at
     least); it retries itself."""
     path = sqlite_db.url.split("///")[1]
@@ -94,9 +94,8 @@ def test_the_writer_waits_for_another_connections_write_lock_instead_of_failing(
         if len(pauses) == 3:
             holder.execute("COMMIT")
 
-    monkeypatch.setattr(inbox_writer.time, "sleep", pause)
     connection = inbox_writer._connect(sqlite_db.url)
-    new = inbox_writer._execute(connection, events("wamid.1"), "me", time.time())
+    new = inbox_writer._execute(connection, events("wamid.1"), "me", time.time(), pause_for=pause)
     assert [event_id for _, event_id in new] == ["wamid.1"]
     assert len(pauses) == 3 and all(p <= 0.002 for p in pauses)
 
