@@ -90,13 +90,12 @@ def _execute(
             cursor.close()
 
 
-def serve(url: str, requests: Any = None, answers: Any = None) -> None:
+def serve(url: str) -> None:
     """The writer's loop: a request in, its answer out, until stdin closes. Every
     failure is an answer (the server then records the events itself)."""
-    requests = requests or sys.stdin.buffer
-    answers = answers or sys.stdout.buffer
+    answers = sys.stdout.buffer
     connection = None
-    for line in requests:
+    for line in sys.stdin.buffer:
         request = json.loads(line)
         try:
             connection = connection or _connect(url)
