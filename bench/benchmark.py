@@ -3,7 +3,9 @@
 One Rasa server runs both channels on the same model (plus the real action server);
 a fake Graph API in this process timestamps the bot's `/messages` calls. It prints:
 
-  (a) webhook acknowledgement latency p50/p99 while the bot is saturated;
+  (a) webhook acknowledgement latency p50/p99 while the bot is saturated, on the inbox
+      writer's own webhook port (`webhook_port`, as `make run` sets it up) and on the
+      Rasa server's route, alternately in one stream;
   (b) end-to-end latency p50/p99 at 1 and 32 concurrent customers, for WhatsApp (signed
       webhook in -> last `/messages` call of the turn out) and REST (request -> response),
       and their ratio; the two channels alternate in rounds so drift hits both;
@@ -111,30 +113,34 @@ def signed_webhook(wa_id: str, text: str, message_id: str) -> Tuple[bytes, Dict[
     return body, {"Content-Type": "application/json", "X-Hub-Signature-256": signature}
 
 
-def probe_acks(rasa_url: str, wa_id: str, texts: List[str], interval: float) -> List[float]:
+def probe_acks(webhook_urls: List[str], wa_id: str, texts: List[str], interval: float) -> List[List[float]]:
     """Times acknowledgements from a process of its own, one webhook every `interval`
-    seconds on one keep-alive connection (as Meta delivers): the load generator's busy
-    event loop (hundreds of replies arriving at the fake Graph API) must not count as
-    the server's latency."""
-    url = urllib.parse.urlsplit(rasa_url)
-    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
-    acks = []
+    seconds, taking the URLs in turn, each on one keep-alive connection (as Meta
+    delivers): the load generator's busy event loop (hundreds of replies arriving at the
+    fake Graph API) must not count as the server's latency."""
+    urls = [urllib.parse.urlsplit(u) for u in webhook_urls]
+    connections = [http.client.HTTPConnection(u.hostname, u.port, timeout=60) for u in urls]
+    acks: List[List[float]] = [[] for _ in urls]
     for i, text in enumerate(texts):
+        n = i % len(urls)
         body, headers = signed_webhook(wa_id, text, f"wamid.probe{i}.{time.time_ns()}")
         start = time.perf_counter()
-        connection.request("POST", "/webhooks/whatsapp/webhook", body=body, headers=headers)
-        reply = connection.getresponse()
+        connections[n].request("POST", urls[n].path, body=body, headers=headers)
+        reply = connections[n].getresponse()
         reply.read()
-        acks.append((time.perf_counter() - start) * 1000)
+        acks[n].append((time.perf_counter() - start) * 1000)
         assert reply.status == 200, reply.status
         time.sleep(interval)  # pacing of the stream, not synchronisation
-    connection.close()
+    for connection in connections:
+        connection.close()
     return acks
 
 
 class Client:
-    def __init__(self, session: aiohttp.ClientSession, rasa_url: str, graph: FakeGraph, replies_per_text: Dict[str, int]) -> None:
-        self.session, self.rasa_url, self.graph = session, rasa_url, graph
+    def __init__(
+        self, session: aiohttp.ClientSession, rasa_url: str, webhook_url: str, graph: FakeGraph, replies_per_text: Dict[str, int],
+    ) -> None:
+        self.session, self.rasa_url, self.webhook_url, self.graph = session, rasa_url, webhook_url, graph
         self.replies_per_text = replies_per_text
         self.ids = itertools.count()
 
@@ -144,7 +150,7 @@ class Client:
     async def whatsapp_ack(self, wa_id: str, text: str) -> float:
         body, headers = self.webhook(wa_id, text)
         start = time.perf_counter()
-        async with self.session.post(f"{self.rasa_url}/webhooks/whatsapp/webhook", data=body, headers=headers) as r:
+        async with self.session.post(self.webhook_url, data=body, headers=headers) as r:
             assert r.status == 200, await r.text()
             await r.read()
         return (time.perf_counter() - start) * 1000
@@ -177,7 +183,7 @@ async def conversations(turn, customers: List[str], turns: int, think: float) ->
     return [ms for r in results for ms in r]
 
 
-async def run(args: argparse.Namespace, rasa_url: str, graph: FakeGraph, rasa_pid: int, actions_pid: int) -> None:
+async def run(args: argparse.Namespace, rasa_url: str, webhook_url: str, graph: FakeGraph, rasa_pid: int, actions_pid: int) -> None:
     connector = aiohttp.TCPConnector(limit=256)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=120)) as session:
         # How many bot messages each text gets (one REST call per text tells).
@@ -185,7 +191,7 @@ async def run(args: argparse.Namespace, rasa_url: str, graph: FakeGraph, rasa_pi
         for text in TURNS:
             async with session.post(f"{rasa_url}/webhooks/rest/webhook", json={"sender": "calibration", "message": text}) as r:
                 calibration[text] = len(await r.json())
-        client = Client(session, rasa_url, graph, calibration)
+        client = Client(session, rasa_url, webhook_url, graph, calibration)
         think = args.think_ms / 1000
         run_id = time.time_ns() % 10**6
         numbers = (f"49{run_id:06d}{n:05d}" for n in itertools.count())
@@ -195,7 +201,7 @@ async def run(args: argparse.Namespace, rasa_url: str, graph: FakeGraph, rasa_pi
         await conversations(client.whatsapp_turn, [next(numbers) for _ in range(4)], 3, think)
         print(f"replies per turn: {calibration}", flush=True)
 
-        print("\n(b) end-to-end latency, WhatsApp (signed webhook in -> last /messages out) vs REST")
+        print("\n(b) end-to-end latency, WhatsApp (signed webhook in on the webhook port -> last /messages out) vs REST")
         for concurrency in args.concurrency:
             turns = max(2, args.turns // concurrency) if concurrency > 1 else args.turns
             wa: List[float] = []
@@ -220,7 +226,7 @@ async def run(args: argparse.Namespace, rasa_url: str, graph: FakeGraph, rasa_pi
         for item in plan:
             queue.put_nowait(item)
         burst_acks: List[float] = []
-        probed: List[float] = []
+        probed: List[List[float]] = []
         started = time.perf_counter()
 
         async def sender() -> None:
@@ -232,7 +238,9 @@ async def run(args: argparse.Namespace, rasa_url: str, graph: FakeGraph, rasa_pi
             probe_customer = next(numbers)
             texts = [TURNS[i % len(TURNS)] for i in range(args.probe_messages)]
             with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-                probed.extend(await asyncio.get_running_loop().run_in_executor(pool, probe_acks, rasa_url, probe_customer, texts, 0.02))
+                probed.extend(await asyncio.get_running_loop().run_in_executor(
+                    pool, probe_acks, [webhook_url, f"{rasa_url}/webhooks/whatsapp/webhook"], probe_customer, texts, 0.02,
+                ))
             for i in range(args.probe_messages):
                 for _ in range(calibration[TURNS[i % len(TURNS)]]):
                     await asyncio.wait_for(graph.arrivals[probe_customer].get(), 600)
@@ -250,7 +258,9 @@ async def run(args: argparse.Namespace, rasa_url: str, graph: FakeGraph, rasa_pi
         await probing
         print(f"  burst: {args.flood_messages} webhooks from {args.flood_customers} customers, {args.flood_senders} at a time, "
               f"sent in {sent_in:.1f}s ({args.flood_messages / sent_in:.0f}/s); the bot answered all in {drained_in:.1f}s")
-        print(f"  steady stream during the backlog: ack {summary(probed)}   max {max(probed):.1f} ms")
+        print("  steady stream during the backlog, alternating:")
+        print(f"    webhook port (inbox writer): ack {summary(probed[0])}   max {max(probed[0]):.1f} ms")
+        print(f"    Rasa port (server's route):  ack {summary(probed[1])}   max {max(probed[1]):.1f} ms")
         print(f"  the burst itself ({args.flood_senders} in flight): ack {summary(burst_acks)}   max {max(burst_acks):.1f} ms")
 
         print("\n(d) long conversations: latency at turns 6-15 vs the last 10 of a long conversation")
@@ -291,18 +301,21 @@ async def run(args: argparse.Namespace, rasa_url: str, graph: FakeGraph, rasa_pi
 
 
 async def main_async(args: argparse.Namespace, workdir: Path) -> None:
-    graph_port, rasa_port, actions_port = free_port(), free_port(), free_port()
+    graph_port, rasa_port, actions_port, webhook_port = free_port(), free_port(), free_port(), free_port()
     graph = FakeGraph()
     runner = await graph.start(graph_port)
     credentials = workdir / "credentials.yml"
     credentials.write_text((ROOT / "credentials.yml").read_text() + "\nrest:\n")
-    env = base_env(ACTIONS_PORT=str(actions_port), WHATSAPP_API_URL=f"http://127.0.0.1:{graph_port}", SHOP_DB_URL=args.shop_db_url or f"sqlite:///{workdir / 'shop.db'}")
+    env = base_env(ACTIONS_PORT=str(actions_port), WHATSAPP_API_URL=f"http://127.0.0.1:{graph_port}", SHOP_DB_URL=args.shop_db_url or f"sqlite:///{workdir / 'shop.db'}",
+        WHATSAPP_WEBHOOK_PORT=str(webhook_port),
+    )
     loop = asyncio.get_running_loop()
     actions = await loop.run_in_executor(None, start_actions, actions_port, workdir, env)
     rasa = await loop.run_in_executor(None, lambda: start_rasa(rasa_port, args.model, workdir, env, credentials=credentials))
     try:
         print(f"model: {args.model}")
-        await run(args, f"http://127.0.0.1:{rasa_port}", graph, rasa.popen.pid, actions.popen.pid)
+        webhook_url = f"http://127.0.0.1:{webhook_port}/webhooks/whatsapp/webhook"
+        await run(args, f"http://127.0.0.1:{rasa_port}", webhook_url, graph, rasa.popen.pid, actions.popen.pid)
     finally:
         rasa.stop()
         actions.stop()

@@ -2,12 +2,15 @@
 messages as Rasa messages (text or intent payload, plus metadata for the actions)."""
 import dataclasses
 import json
+import logging
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
-from connectors import wire
+from connectors import signature, wire
 from connectors.inbox import InboxEvent
 from shop import keywords, messages
+
+logger = logging.getLogger(__name__)
 
 
 def rasa_text(message: wire.InboundMessage) -> Optional[str]:
@@ -82,6 +85,43 @@ def inbox_events(batch: wire.WebhookBatch) -> List[InboxEvent]:
             for p in batch.preferences
         ]
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class WebhookVerdict:
+    """What a webhook POST is answered, and the events to record durably before that."""
+
+    status: int
+    answer: Dict[str, str]
+    events: Tuple[InboxEvent, ...] = ()
+
+
+def read_webhook(body: bytes, signature_header: Optional[str], app_secret: str) -> WebhookVerdict:
+    """Checks and parses a webhook POST (SPEC 4): the signature before anything else,
+    then JSON, then the shape. Shared by the channel's route in the Rasa server and the
+    inbox writer's own listener, so both answer alike."""
+    if not signature_header:
+        logger.warning("WhatsApp webhook without %s refused", signature.HEADER)
+        return WebhookVerdict(401, {"error": f"missing {signature.HEADER}"})
+    if not signature.is_valid(body, signature_header, app_secret):
+        logger.warning("WhatsApp webhook with a wrong signature refused")
+        return WebhookVerdict(403, {"error": "invalid signature"})
+    try:
+        payload = json.loads(body)
+    except ValueError as error:
+        logger.warning("WhatsApp webhook with malformed JSON refused: %s", error)
+        return WebhookVerdict(400, {"error": f"malformed JSON: {error}"})
+    try:
+        batch = wire.parse_webhook(payload)
+    except wire.MalformedPayload as error:
+        # 200 anyway: Meta would redeliver a non-200 for days.
+        logger.warning("Ignoring webhook of unknown shape (%s): %s", error, body[:300])
+        return WebhookVerdict(200, {"status": "ignored"})
+    for note in batch.ignored:
+        logger.warning("WhatsApp webhook: %s", note)
+    for error in batch.errors:
+        logger.error("WhatsApp reported error %s: %s %s", error.code, error.title or error.message, error.details)
+    return WebhookVerdict(200, {"status": "ok"}, tuple(inbox_events(batch)))
 
 
 def apply_status(conn: Any, status: wire.Status) -> None:

@@ -1,24 +1,36 @@
-"""Records webhook events in the inbox from a process of its own.
+"""Records webhook events in the inbox from a process of its own, and, given a port,
+receives the webhooks there too.
 
 Rasa's NLU and policies run in the server process and hold its GIL for long stretches.
 Recording a webhook on one of that process's threads means several hand-overs of the
 GIL (the database thread wakes, enters SQLite, comes back, wakes the event loop), and
-each can wait behind Rasa. The writer process has a GIL of its own: the acknowledgement
-waits for the server's GIL once, when the writer's answer arrives.
+each can wait behind Rasa. The writer process has a GIL of its own.
+
+- Through the Rasa server's route (`/webhooks/whatsapp/webhook` on Rasa's port), the
+  acknowledgement waits for the server's GIL twice: when the request arrives and when the
+  writer's answer does.
+- With `webhook_port`, the writer listens on that port itself (same path, same checks,
+  `inbound.read_webhook`) and answers Meta without the server: the acknowledgement never
+  waits for Rasa. It then tells the server what it recorded, and the server's dispatcher
+  processes it.
 
 Protocol: one JSON line per request on the writer's stdin,
 `{"id": 7, "owner": "...", "now": 1700000000.0, "events": [[event_id, kind, wa_id, payload], ...]}`,
 one line per answer on its stdout, `{"id": 7, "new": [[seq, event_id], ...]}` or
-`{"id": 7, "error": "..."}`. The writer exits when its stdin closes (the server stopped
-or died).
+`{"id": 7, "error": "..."}`. A listening writer first says `{"listening": "host:port"}`
+(or `{"listening": null, "error": "..."}`), then reports every webhook it recorded,
+`{"received": [[seq, event_id, kind, wa_id, payload], ...]}`. The writer exits when its
+stdin closes (the server stopped or died).
 
 `InboxRecorder` is what the channel uses: the writer when it runs, otherwise (not started
 yet, crashed, restarting) the database thread of the server process. Recording is
 idempotent, so an event the writer stored just before it died is never answered twice;
 it is reported "not new" by the fallback and picked up by the owner's sweep
-(`inbox.pending_of`).
+(`inbox.pending_of`), as is an event whose report was lost with a dying writer.
 """
+import argparse
 import asyncio
+import concurrent.futures
 import itertools
 import json
 import logging
@@ -27,6 +39,7 @@ import signal
 import sqlite3
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
@@ -41,11 +54,24 @@ logger = logging.getLogger(__name__)
 RESTART_DELAY_SECONDS = 1.0
 BUSY_DEADLINE_SECONDS = 30.0
 ANSWER_TIMEOUT_SECONDS = 10.0
+LISTEN_TIMEOUT_SECONDS = 60.0  # the writer's start-up (imports) on a busy machine
+LINE_LIMIT = 64 * 1024 * 1024  # a request line carries whole webhook payloads
+WEBHOOK_PATH = "/webhooks/whatsapp/webhook"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 class WriterUnavailable(Exception):
     pass
+
+
+@dataclass(frozen=True)
+class WebhookListener:
+    """Where the writer receives webhooks itself, and what it checks them with."""
+
+    host: str
+    port: int
+    app_secret: str
+    verify_token: str
 
 
 # ----------------------------------------------------------------------- the writer process
@@ -69,7 +95,7 @@ def _dialect(connection: Any) -> str:
 
 def _execute(
     connection: Any, events: Sequence[InboxEvent], owner: str, now: float, pause_for: Callable[[float], None] = time.sleep
-) -> List[List[Any]]:
+) -> List[InboxItem]:
     dialect = _dialect(connection)
     deadline, pause = time.monotonic() + BUSY_DEADLINE_SECONDS, 0.0001
     while True:
@@ -77,7 +103,7 @@ def _execute(
         try:
             items = inbox.record(cursor, dialect, events, owner, now)
             connection.commit()
-            return [[item.seq, item.event_id] for item in items]
+            return items
         except sqlite3.OperationalError as error:
             if "locked" not in str(error) or time.monotonic() > deadline:
                 raise
@@ -90,35 +116,125 @@ def _execute(
             cursor.close()
 
 
-def serve(url: str) -> None:
-    """The writer's loop: a request in, its answer out, until stdin closes. Every
-    failure is an answer (the server then records the events itself)."""
-    answers = sys.stdout.buffer
-    connection = None
-    for line in sys.stdin.buffer:
-        request = json.loads(line)
+class _Store:
+    """The writer's database connection: opened when first needed, and a PostgreSQL
+    connection that failed is replaced on the next call. One thread at a time."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.connection: Any = None
+
+    def record(self, events: Sequence[InboxEvent], owner: str, now: float) -> List[InboxItem]:
         try:
-            connection = connection or _connect(url)
-            events = [InboxEvent(*event) for event in request["events"]]
-            answer: Dict[str, Any] = {"id": request["id"], "new": _execute(connection, events, request["owner"], request["now"])}
-        except Exception as error:
-            logger.exception("Recording webhook events failed")
-            answer = {"id": request["id"], "error": f"{type(error).__name__}: {error}"}
-            if connection is not None and _dialect(connection) != "sqlite":  # it may be broken: a new one next time
-                connection.close()
-                connection = None
-        answers.write(json.dumps(answer).encode() + b"\n")
+            self.connection = self.connection or _connect(self.url)
+            return _execute(self.connection, events, owner, now)
+        except Exception:
+            if self.connection is not None and _dialect(self.connection) != "sqlite":  # it may be broken
+                self.connection.close()
+                self.connection = None
+            raise
+
+
+def _answer(store: _Store, line: bytes) -> Dict[str, Any]:
+    """Every failure is an answer (the server then records the events itself)."""
+    request = json.loads(line)
+    try:
+        events = [InboxEvent(*event) for event in request["events"]]
+        items = store.record(events, request["owner"], request["now"])
+        return {"id": request["id"], "new": [[item.seq, item.event_id] for item in items]}
+    except Exception as error:
+        logger.exception("Recording webhook events failed")
+        return {"id": request["id"], "error": f"{type(error).__name__}: {error}"}
+
+
+def serve(url: str) -> None:
+    """The writer's loop: a request in, its answer out, until stdin closes."""
+    store, answers = _Store(url), sys.stdout.buffer
+    for line in sys.stdin.buffer:
+        answers.write(json.dumps(_answer(store, line)).encode() + b"\n")
         answers.flush()
+
+
+async def serve_with_webhooks(url: str, listener: WebhookListener, owner: str) -> None:
+    """`serve`, plus webhooks received on the listener's port, recorded for `owner` (the
+    server that started this writer) and reported to it. The database work runs on one
+    thread, so a slow database never stalls the handshake or the signature checks."""
+    from aiohttp import web  # only a listening writer needs it
+
+    from connectors.inbound import read_webhook
+
+    loop = asyncio.get_running_loop()
+    store = _Store(url)
+    database = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="inbox-writer-db")
+    out_transport, out_protocol = await loop.connect_write_pipe(asyncio.Protocol, sys.stdout.buffer)
+
+    def tell_server(message: Dict[str, Any]) -> None:
+        out_transport.write(json.dumps(message).encode() + b"\n")  # buffered: never blocks this loop
+
+    async def receive(request: web.Request) -> web.Response:
+        verdict = read_webhook(await request.read(), request.headers.get("X-Hub-Signature-256"), listener.app_secret)
+        if verdict.events:
+            try:
+                items = await loop.run_in_executor(database, store.record, verdict.events, owner, time.time())
+            except Exception:
+                logger.exception("Could not record webhook; answering 500 so Meta redelivers it")
+                return web.json_response({"error": "temporarily unavailable"}, status=500)
+            if items:
+                tell_server({"received": [[i.seq, i.event_id, i.kind, i.wa_id, i.payload] for i in items]})
+        return web.json_response(verdict.answer, status=verdict.status)
+
+    async def verify(request: web.Request) -> web.Response:
+        args = request.query
+        if args.get("hub.mode") == "subscribe" and args.get("hub.verify_token") == listener.verify_token:
+            return web.Response(text=args.get("hub.challenge", ""))
+        logger.warning("WhatsApp webhook verification refused (wrong mode or verify token)")
+        return web.Response(text="verification failed", status=403)
+
+    app = web.Application(client_max_size=LINE_LIMIT)
+    app.router.add_post(WEBHOOK_PATH, receive)
+    app.router.add_get(WEBHOOK_PATH, verify)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        # reuse_port: every Sanic worker (SANIC_WORKERS) starts a writer on the same port,
+        # and the kernel spreads the webhooks over them as it does over the workers.
+        await web.TCPSite(runner, listener.host, listener.port, reuse_port=True).start()
+        tell_server({"listening": f"{listener.host}:{listener.port}"})
+    except OSError as error:
+        tell_server({"listening": None, "error": f"cannot listen on {listener.host}:{listener.port}: {error}"})
+
+    requests = asyncio.StreamReader(limit=LINE_LIMIT)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(requests), sys.stdin.buffer)
+    try:
+        while True:
+            line = await requests.readline()
+            if not line:
+                break
+            tell_server(await loop.run_in_executor(database, _answer, store, line))
+    finally:
+        await runner.cleanup()
+        database.shutdown(wait=True)
+        out_transport.close()
 
 
 # ----------------------------------------------------------------------- the server's side
 
 
 class InboxWriterProcess:
-    """The writer, seen from the server's event loop."""
+    """The writer, seen from the server's event loop. With a listener, `on_received` gets
+    the webhook events the writer recorded itself; `on_exit` is called when the writer
+    ends without being stopped."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(
+        self, url: str, listener: Optional[WebhookListener] = None, owner: str = "",
+        on_received: Callable[[List[InboxItem]], None] = lambda items: None, on_exit: Callable[[], None] = lambda: None,
+    ) -> None:
         self.url = url
+        self.listener = listener
+        self.owner = owner
+        self.on_received = on_received
+        self.on_exit = on_exit
+        self.listening: Optional[str] = None
         self._process: Optional[asyncio.subprocess.Process] = None
         self._reader: Optional["asyncio.Task[None]"] = None
         self._waiting: Dict[int, "asyncio.Future[List[List[Any]]]"] = {}
@@ -133,30 +249,54 @@ class InboxWriterProcess:
         return self._process.pid if self._process is not None else None
 
     async def start(self) -> None:
-        self._process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "connectors.inbox_writer", self.url,
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))},
+        """Starts the writer; with a listener, returns once it listens (or could not)."""
+        arguments, env = [self.url], {**os.environ}
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))
+        if self.listener is not None:
+            arguments += ["--listen", f"{self.listener.host}:{self.listener.port}", "--owner", self.owner]
+            # In the environment, not on the command line, which every user can read.
+            env.update(WHATSAPP_APP_SECRET=self.listener.app_secret, WHATSAPP_VERIFY_TOKEN=self.listener.verify_token)
+        process = self._process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "connectors.inbox_writer", *arguments,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env, limit=LINE_LIMIT,
         )
-        self._reader = asyncio.get_running_loop().create_task(self._read_answers(self._process))
+        assert process.stdout is not None
+        if self.listener is not None:
+            try:
+                line = await asyncio.wait_for(process.stdout.readline(), LISTEN_TIMEOUT_SECONDS)
+                said = json.loads(line) if line else {"error": "it ended before it could listen (its log is above)"}
+            except (asyncio.TimeoutError, ValueError):
+                said = {"error": "it did not say whether it listens"}
+            self.listening = said.get("listening")
+            if self.listening:
+                logger.info("WhatsApp webhooks are also received on %s%s by the inbox writer (pid %s)", self.listening, WEBHOOK_PATH, process.pid)
+            else:
+                logger.error("The inbox writer does not receive webhooks: %s", said.get("error"))
+        self._reader = asyncio.get_running_loop().create_task(self._read_answers(process))
 
     async def _read_answers(self, process: asyncio.subprocess.Process) -> None:
         assert process.stdout is not None
         try:
             async for line in process.stdout:
-                answer = json.loads(line)
-                future = self._waiting.pop(answer["id"], None)
+                message = json.loads(line)
+                if "received" in message:
+                    self.on_received([InboxItem(*item) for item in message["received"]])
+                    continue
+                future = self._waiting.pop(message["id"], None)
                 if future is None or future.done():
                     continue
-                if "error" in answer:
-                    future.set_exception(WriterUnavailable(answer["error"]))
+                if "error" in message:
+                    future.set_exception(WriterUnavailable(message["error"]))
                 else:
-                    future.set_result(answer["new"])
+                    future.set_result(message["new"])
         finally:
             waiting, self._waiting = self._waiting, {}
             for future in waiting.values():
                 if not future.done():
                     future.set_exception(WriterUnavailable("the inbox writer stopped"))
+            if self._process is process:  # not stopped: it died
+                logger.error("The inbox writer (pid %s) ended unexpectedly", process.pid)
+                asyncio.get_running_loop().call_soon(self.on_exit)  # once this task is done
 
     async def record(self, events: Sequence[InboxEvent], owner: str, now: float) -> List[InboxItem]:
         if not self.running:
@@ -202,10 +342,16 @@ class InboxRecorder:
     """Records webhook events: through the writer process, or, while it is not there,
     on the server's own database thread. A writer that died is restarted."""
 
-    def __init__(self, db: Database, use_writer: bool = True) -> None:
+    def __init__(
+        self, db: Database, use_writer: bool = True, listener: Optional[WebhookListener] = None, owner: str = "",
+        on_received: Callable[[List[InboxItem]], None] = lambda items: None,
+    ) -> None:
         self.db = db
-        self.writer: Optional[InboxWriterProcess] = InboxWriterProcess(db.url) if use_writer else None
+        self.writer: Optional[InboxWriterProcess] = None
+        if use_writer:
+            self.writer = InboxWriterProcess(db.url, listener, owner, on_received, on_exit=lambda: self._restart_later(self.writer))
         self._restarting: Optional["asyncio.Task[None]"] = None
+        self._stopped = False
 
     async def start(self) -> None:
         if self.writer is not None:
@@ -227,8 +373,8 @@ class InboxRecorder:
         except Exception:
             logger.exception("Could not start the inbox writer; recording webhooks in the server process")
 
-    def _restart_later(self, writer: InboxWriterProcess) -> None:
-        if writer.running or (self._restarting is not None and not self._restarting.done()):
+    def _restart_later(self, writer: Optional[InboxWriterProcess]) -> None:
+        if writer is None or self._stopped or writer.running or (self._restarting is not None and not self._restarting.done()):
             return
 
         async def restart() -> None:
@@ -239,15 +385,30 @@ class InboxRecorder:
         self._restarting = asyncio.get_running_loop().create_task(restart())
 
     async def stop(self) -> None:
+        self._stopped = True
         if self._restarting is not None:
             self._restarting.cancel()
         if self.writer is not None:
             await self.writer.stop()
 
 
-if __name__ == "__main__":
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m connectors.inbox_writer", description="The channel's inbox writer (started by the channel).")
+    parser.add_argument("url", help="the shop database's SQLAlchemy URL")
+    parser.add_argument("--listen", metavar="HOST:PORT", help="receive webhooks on this address too")
+    parser.add_argument("--owner", default="", help="the worker the received webhooks are recorded for")
+    args = parser.parse_args()
     # Ctrl-C reaches the whole process group; the writer ends when the server closes
     # its stdin, after the server's last webhook.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="inbox writer: %(levelname)s %(message)s")
-    serve(sys.argv[1])
+    if not args.listen:
+        serve(args.url)
+        return
+    host, _, port = args.listen.rpartition(":")
+    listener = WebhookListener(host, int(port), os.environ["WHATSAPP_APP_SECRET"], os.environ["WHATSAPP_VERIFY_TOKEN"])
+    asyncio.run(serve_with_webhooks(args.url, listener, args.owner))
+
+
+if __name__ == "__main__":
+    main()

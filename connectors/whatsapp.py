@@ -9,15 +9,17 @@
       verify_token: ${WHATSAPP_VERIFY_TOKEN}
       api_version: ${WHATSAPP_API_VERSION}
       graph_api_url: ${WHATSAPP_API_URL}
+      webhook_port: ${WHATSAPP_WEBHOOK_PORT}   # optional, see below
 
 Webhook: `/webhooks/whatsapp/webhook`. A POST is verified, parsed, written to the durable
 inbox and acknowledged; the messages are then handed to Rasa on the dispatcher's thread.
+With `webhook_port`, the inbox writer process also receives webhooks on that port (same
+path), acknowledging them without waiting for this busy process (connectors/inbox_writer.py).
 """
 import asyncio
 import dataclasses
 import functools
 import gc
-import json
 import logging
 import os
 import sys
@@ -30,11 +32,10 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from connectors import signature, wire
+from connectors import inbound, signature, wire
 from connectors.graph_api import GraphApiClient, GraphApiConfig, GraphApiError, RetryPolicy
-from connectors.inbound import inbox_events
-from connectors.inbox import Dispatcher, WorkerIdentity
-from connectors.inbox_writer import InboxRecorder
+from connectors.inbox import Dispatcher, InboxItem, WorkerIdentity
+from connectors.inbox_writer import InboxRecorder, WebhookListener
 from connectors.outbound import WhatsAppSender
 from connectors.processing import EventProcessor
 from shop import gdpr
@@ -178,6 +179,9 @@ class WhatsAppSettings:
     retry: RetryPolicy = RetryPolicy()
     # Where customers reach this server (links to GDPR exports); the webhook's host.
     public_url: str = "http://127.0.0.1:5005"
+    # Where the inbox writer receives webhooks itself (None: only on Rasa's port).
+    webhook_port: Optional[int] = None
+    webhook_host: str = "0.0.0.0"
 
     REQUIRED = ("access_token", "phone_number_id", "app_secret", "verify_token")
 
@@ -211,7 +215,18 @@ class WhatsAppSettings:
                 or os.environ.get("SHOP_PUBLIC_URL")
                 or f"http://127.0.0.1:{os.environ.get('RASA_PORT', '5005')}"
             ),
+            webhook_port=_port(credentials.get("webhook_port")),
+            webhook_host=str(credentials.get("webhook_host") or "0.0.0.0"),
         )
+
+
+def _port(value: Any) -> Optional[int]:
+    text = str(value or "").strip()
+    if not text:
+        return None
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise RasaException(f"WhatsApp channel: webhook_port must be a TCP port number, not {text!r}.")
+    return int(text)
 
 
 class WhatsAppInput(InputChannel):
@@ -300,47 +315,28 @@ class WhatsAppInput(InputChannel):
 
     async def acknowledge(self, body: bytes, signature_header: Optional[str]) -> HTTPResponse:
         """Verify, parse, record durably, answer. Processing happens after the answer."""
-        if not signature_header:
-            logger.warning("WhatsApp webhook without %s refused", signature.HEADER)
-            return response.json({"error": f"missing {signature.HEADER}"}, status=401)
-        if not signature.is_valid(body, signature_header, self.settings.app_secret):
-            logger.warning("WhatsApp webhook with a wrong signature refused")
-            return response.json({"error": "invalid signature"}, status=403)
+        verdict = inbound.read_webhook(body, signature_header, self.settings.app_secret)
+        if not verdict.events:
+            return response.json(verdict.answer, status=verdict.status)
         try:
-            payload = json.loads(body)
-        except ValueError as error:
-            logger.warning("WhatsApp webhook with malformed JSON refused: %s", error)
-            return response.json({"error": f"malformed JSON: {error}"}, status=400)
-        try:
-            batch = wire.parse_webhook(payload)
-        except wire.MalformedPayload as error:
-            # 200 anyway: Meta would redeliver a non-200 for days.
-            logger.warning("Ignoring webhook of unknown shape (%s): %s", error, body[:300])
-            return response.json({"status": "ignored"})
-        for note in batch.ignored:
-            logger.warning("WhatsApp webhook: %s", note)
-        for error in batch.errors:
-            logger.error("WhatsApp reported error %s: %s %s", error.code, error.title or error.message, error.details)
-        if not (batch.messages or batch.statuses or batch.preferences):
-            return response.json({"status": "ok"})
-        try:
-            new_items = await self.recorder.record(inbox_events(batch), self.me.instance_id, time.time())
+            new_items = await self.recorder.record(verdict.events, self.me.instance_id, time.time())
         except Exception:
             logger.exception("Could not record webhook; answering 500 so Meta redelivers it")
             return response.json({"error": "temporarily unavailable"}, status=500)
-        if self.dispatcher is not None and new_items:
+        self._submit_soon(new_items)
+        return response.json(verdict.answer, status=verdict.status)
+
+    def _submit_soon(self, items: List[InboxItem]) -> None:
+        if self.dispatcher is not None and items:
             # After the answer is written: waking the dispatcher's thread makes it
             # compete for the GIL, which the answer should not wait for.
-            asyncio.get_running_loop().call_soon(self.dispatcher.submit, new_items)
-        return response.json({"status": "ok"})
+            asyncio.get_running_loop().call_soon(self.dispatcher.submit, items)
 
     # -- lifecycle ----------------------------------------------------------------
 
     async def _start(self, app: Any, _: Any) -> None:
         self.me = WorkerIdentity.current()
         _ = self.db  # opens the database (and starts its threads) before the dispatcher
-        self._recorder = InboxRecorder(self.db)
-        await self._recorder.start()
         # Rasa's NLU and policies hold the GIL in the dispatcher thread for long Python
         # stretches; a shorter switch interval (default 5 ms) lets the Sanic thread take
         # it back quickly enough to acknowledge webhooks in a few milliseconds.
@@ -357,6 +353,12 @@ class WhatsAppInput(InputChannel):
         self.dispatcher = Dispatcher(self.processor.process)
         self.dispatcher.start()
         self.dispatcher.run_coroutine(self.processor.maintain(self.dispatcher))
+        # Once the dispatcher runs: a listening writer acknowledges webhooks from now on.
+        listener = None
+        if self.settings.webhook_port is not None:
+            listener = WebhookListener(self.settings.webhook_host, self.settings.webhook_port, self.settings.app_secret, self.settings.verify_token)
+        self._recorder = InboxRecorder(self.db, listener=listener, owner=self.me.instance_id, on_received=self.dispatcher.submit)
+        await self._recorder.start()
 
     async def in_bot(self, coroutine: Awaitable[Any]) -> Any:
         """Runs conversation work (tracker reads and writes) where Rasa's processing runs:
@@ -365,8 +367,9 @@ class WhatsAppInput(InputChannel):
         return await asyncio.wrap_future(self.dispatcher.run_coroutine(coroutine))
 
     async def _stop(self, app: Any, _: Any) -> None:
-        if self.dispatcher is not None:
-            await asyncio.get_running_loop().run_in_executor(None, self.dispatcher.stop)
+        # The writer first: what it still receives reaches the dispatcher while it runs.
         if self._recorder is not None:
             await self._recorder.stop()
+        if self.dispatcher is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.dispatcher.stop)
 

@@ -5,6 +5,10 @@
 export RASA_PORT="${RASA_PORT:-5005}"
 export ACTIONS_PORT="${ACTIONS_PORT:-5055}"
 export SIMULATOR_PORT="${SIMULATOR_PORT:-5100}"
+# Where the channel's inbox writer receives webhooks itself, acknowledging them without
+# waiting for Rasa's busy process (README, "Performance"). Set it empty to receive them
+# on the Rasa port only.
+export WHATSAPP_WEBHOOK_PORT="${WHATSAPP_WEBHOOK_PORT-5006}"
 export RASA_ENDPOINTS="${RASA_ENDPOINTS:-endpoints.yml}"
 export RASA_TELEMETRY_ENABLED="${RASA_TELEMETRY_ENABLED:-false}"
 export SQLALCHEMY_SILENCE_UBER_WARNING=1

@@ -47,7 +47,9 @@ class SimulatorConfig:
 
 
 def default_webhook_url(environ: Mapping[str, str]) -> str:
-    port = environ.get("RASA_PORT") or "5005"
+    """The channel's own webhook port (the inbox writer acknowledges there) if it has one,
+    else the Rasa server's."""
+    port = environ.get("WHATSAPP_WEBHOOK_PORT") or environ.get("RASA_PORT") or "5005"
     return f"http://127.0.0.1:{port}/webhooks/whatsapp/webhook"
 
 

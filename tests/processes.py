@@ -86,6 +86,7 @@ def base_env(**extra: str) -> Dict[str, str]:
         SQLALCHEMY_SILENCE_UBER_WARNING="1",
         TF_CPP_MIN_LOG_LEVEL="2",
         SHOP_CATALOG_ID="",  # categories as list messages (the product_list path has its own tests)
+        WHATSAPP_WEBHOOK_PORT="",  # webhooks on the Rasa port only, unless a test starts the listener
         **SANDBOX,
     )
     env.update(extra)

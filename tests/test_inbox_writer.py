@@ -3,16 +3,20 @@ server process when the writer is gone."""
 import asyncio
 import os
 import signal
+import socket
 import sqlite3
 import threading
 import time
 
+import aiohttp
 import sqlalchemy as sa
 
-from connectors import inbox, inbox_writer
+from connectors import inbox, inbox_writer, wire
 from connectors.inbox import Dispatcher, InboxEvent, InboxItem, WorkerIdentity
 from connectors.inbox_writer import InboxRecorder, InboxWriterProcess, WriterUnavailable
 from shop.schema import inbox as inbox_table
+from tests import meta_payloads
+from tests.conftest import free_port
 
 
 def events(*ids, wa_id="4917"):
@@ -96,7 +100,7 @@ def test_the_writer_waits_for_another_connections_write_lock_instead_of_failing(
 
     connection = inbox_writer._connect(sqlite_db.url)
     new = inbox_writer._execute(connection, events("wamid.1"), "me", time.time(), pause_for=pause)
-    assert [event_id for _, event_id in new] == ["wamid.1"]
+    assert [item.event_id for item in new] == ["wamid.1"]
     assert len(pauses) == 3 and all(p <= 0.002 for p in pauses)
 
 
@@ -152,3 +156,124 @@ def test_reading_takes_no_write_lock_so_the_writer_is_not_held_up(sqlite_db):
 
     assert [i.event_id for i in sqlite_db.reading(during_read)] == ["wamid.read"]
     assert sqlite_db.transaction(during_write) == "database is locked"
+
+
+# ----------------------------------------------------------------------- the writer's listener
+
+SECRET, TOKEN = "listener-secret", "listener-token"
+
+
+class Received:
+    """What a listening writer reports to the server, awaitable."""
+
+    def __init__(self):
+        self.items = []
+        self.changed = asyncio.Event()
+
+    def __call__(self, items):
+        self.items.extend(items)
+        self.changed.set()
+
+    async def wait_for(self, count, timeout=20):
+        async def enough():
+            while len(self.items) < count:
+                self.changed.clear()
+                await self.changed.wait()
+        await asyncio.wait_for(enough(), timeout)
+        return self.items
+
+
+async def listening_recorder(db, received, port=None):
+    listener = inbox_writer.WebhookListener("127.0.0.1", port or free_port(), SECRET, TOKEN)
+    me = WorkerIdentity.current()
+    recorder = InboxRecorder(db, listener=listener, owner=me.instance_id, on_received=received)
+    await recorder.start()
+    return recorder, me, f"http://127.0.0.1:{listener.port}{inbox_writer.WEBHOOK_PATH}"
+
+
+async def post(session, url, payload, secret=SECRET, headers=None):
+    body, signed_headers = meta_payloads.signed(payload, secret)
+    async with session.post(url, data=body, headers=headers if headers is not None else signed_headers) as r:
+        return r.status, await r.json()
+
+
+async def test_a_listening_writer_acknowledges_records_and_reports_each_new_message_once(db):
+    received = Received()
+    recorder, me, url = await listening_recorder(db, received)
+    try:
+        assert recorder.writer.listening
+        first = meta_payloads.text("4917001", "hi")
+        async with aiohttp.ClientSession() as session:
+            for _ in range(3):  # Meta redelivers
+                assert await post(session, url, first) == (200, {"status": "ok"})
+            assert await post(session, url, meta_payloads.text("4917001", "bye")) == (200, {"status": "ok"})
+            items = await received.wait_for(2)
+    finally:
+        await recorder.stop()
+    # The pipe keeps order: had a redelivery been reported, it would come before "bye".
+    assert [wire.parse_envelope(i.payload).text for i in items] == ["hi", "bye"]
+    assert items[0].event_id == first["entry"][0]["changes"][0]["value"]["messages"][0]["id"]
+    assert items[0].seq < items[1].seq and all(i.kind == "message" and i.wa_id == "4917001" for i in items)
+    assert [(row.event_id, row.owner) for row in stored(db)] == [(i.event_id, me.instance_id) for i in items]
+
+
+async def test_a_listening_writer_refuses_bad_webhooks_and_records_nothing(sqlite_db):
+    received = Received()
+    recorder, _, url = await listening_recorder(sqlite_db, received)
+    payload = meta_payloads.text("4917002", "hi")
+    body, headers = meta_payloads.signed(payload, SECRET)
+    altered = body.replace(b'"hi"', b'"ho"')
+    try:
+        async with aiohttp.ClientSession() as session:
+            assert (await post(session, url, payload, headers={}))[0] == 401
+            assert (await post(session, url, payload, secret="wrong"))[0] == 403
+            async with session.post(url, data=altered, headers=headers) as r:
+                assert r.status == 403
+            assert (await post(session, url, b"{not json"))[0] == 400
+            assert await post(session, url, {"object": "page"}) == (200, {"status": "ignored"})
+            async with session.get(url, params={"hub.mode": "subscribe", "hub.verify_token": TOKEN, "hub.challenge": "42"}) as r:
+                assert (r.status, await r.text()) == (200, "42")
+            async with session.get(url, params={"hub.mode": "subscribe", "hub.verify_token": "wrong", "hub.challenge": "42"}) as r:
+                assert r.status == 403
+    finally:
+        await recorder.stop()
+    assert stored(sqlite_db) == [] and received.items == []
+
+
+async def test_a_killed_listening_writer_is_restarted_and_listens_again(sqlite_db, monkeypatch):
+    monkeypatch.setattr(inbox_writer, "RESTART_DELAY_SECONDS", 0.0)
+    received = Received()
+    recorder, _, url = await listening_recorder(sqlite_db, received)
+    try:
+        old_pid = recorder.writer.pid
+        os.kill(old_pid, signal.SIGKILL)
+        # Nobody records anything: the server notices the writer's end by itself.
+        await asyncio.wait_for(until(lambda: recorder._restarting is not None), 10)
+        await recorder._restarting
+        assert recorder.writer.running and recorder.writer.pid != old_pid and recorder.writer.listening
+        async with aiohttp.ClientSession() as session:
+            assert (await post(session, url, meta_payloads.text("4917003", "back?")))[0] == 200
+        [item] = await received.wait_for(1)
+    finally:
+        await recorder.stop()
+    assert wire.parse_envelope(item.payload).text == "back?"
+    assert not recorder.writer.running  # stopped on purpose: not restarted
+
+
+async def test_a_writer_that_cannot_listen_says_why_and_still_records(sqlite_db, caplog):
+    with socket.socket() as taken:  # another program has the port (no SO_REUSEPORT)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        recorder, me, _ = await listening_recorder(sqlite_db, Received(), port=taken.getsockname()[1])
+        try:
+            assert recorder.writer.listening is None and recorder.writer.running
+            assert "cannot listen on 127.0.0.1:" in caplog.text
+            [item] = await recorder.record(events("wamid.1"), me.instance_id, time.time())
+        finally:
+            await recorder.stop()
+    assert item.event_id == "wamid.1" and [row.event_id for row in stored(sqlite_db)] == ["wamid.1"]
+
+
+async def until(condition):
+    while not condition():
+        await asyncio.sleep(0.01)

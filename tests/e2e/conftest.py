@@ -52,6 +52,9 @@ class Stack:
     shop_db_url: str
     env: dict
     processes: list
+    # The inbox writer's own webhook listener (`webhook_port`), where the simulator sends
+    # webhooks, as in `make run`; tests that post to rasa_url use the Rasa server's route.
+    webhook_url: str = ""
 
     @property
     def app_secret(self) -> str:
@@ -70,7 +73,7 @@ def action_server(tmp_path_factory) -> Iterator[tuple]:
 def start_stack(workdir: Path, model: Path, **extra_env: str) -> Stack:
     """Embedded mode, as `make run` starts it: SQLite tracker store and shop database,
     shared by the Rasa server and its own action server."""
-    actions_port, rasa_port, sim_port = free_port(), free_port(), free_port()
+    actions_port, rasa_port, sim_port, webhook_port = free_port(), free_port(), free_port(), free_port()
     shop_db_url = f"sqlite:///{workdir / 'shop.db'}"
     rasa_url = f"http://127.0.0.1:{rasa_port}"
     env = base_env(
@@ -78,14 +81,16 @@ def start_stack(workdir: Path, model: Path, **extra_env: str) -> Stack:
         SHOP_PUBLIC_URL=rasa_url, SHOP_EXPORT_DIR=str(workdir / "exports"),
         # Opening hours decide the handoff message: a weekday noon unless a test says otherwise.
         SHOP_FROZEN_TIME="2026-11-24T12:00:00+01:00",
+        WHATSAPP_WEBHOOK_PORT=str(webhook_port),
     )
     env.update(extra_env)
+    webhook_url = f"http://127.0.0.1:{webhook_port}/webhooks/whatsapp/webhook"
     processes = [
         start_actions(actions_port, workdir, env),
-        start_simulator(sim_port, f"{rasa_url}/webhooks/whatsapp/webhook", workdir, env),
+        start_simulator(sim_port, webhook_url, workdir, env),
         start_rasa(rasa_port, model, workdir, env),
     ]
-    return Stack(workdir, rasa_url, rasa_port, Simulator(f"http://127.0.0.1:{sim_port}"), shop_db_url, env, processes)
+    return Stack(workdir, rasa_url, rasa_port, Simulator(f"http://127.0.0.1:{sim_port}"), shop_db_url, env, processes, webhook_url)
 
 
 @pytest.fixture(scope="session")

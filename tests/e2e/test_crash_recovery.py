@@ -8,18 +8,25 @@ import requests
 import sqlalchemy as sa
 
 from tests.conftest import free_port
-from tests.processes import ROOT, Simulator, base_env, start_rasa, start_simulator
+from tests.processes import ROOT, Simulator, base_env, start_rasa, start_simulator, wait_until
 
 pytestmark = pytest.mark.e2e
 
 
-def test_kill_9_after_the_ack_then_restart_answers_exactly_once(tmp_path, e2e_model, action_server):
+@pytest.mark.parametrize("route", ["rasa port", "webhook port"])
+def test_kill_9_after_the_ack_then_restart_answers_exactly_once(tmp_path, e2e_model, action_server, route):
+    """Through the Rasa server's route, and through the inbox writer's own listener
+    (`webhook_port`), which dies with its server and is started again by the new one."""
     actions_port, _ = action_server
-    rasa_port, sim_port = free_port(), free_port()
+    rasa_port, sim_port, webhook_port = free_port(), free_port(), free_port()
     shop_db_url = f"sqlite:///{tmp_path / 'shop.db'}"
     env = base_env(ACTIONS_PORT=str(actions_port), WHATSAPP_API_URL=f"http://127.0.0.1:{sim_port}", SHOP_DB_URL=shop_db_url)
     rasa_url = f"http://127.0.0.1:{rasa_port}"
-    simulator_process = start_simulator(sim_port, f"{rasa_url}/webhooks/whatsapp/webhook", tmp_path, env)
+    webhook_url = f"{rasa_url}/webhooks/whatsapp/webhook"
+    if route == "webhook port":
+        env["WHATSAPP_WEBHOOK_PORT"] = str(webhook_port)
+        webhook_url = f"http://127.0.0.1:{webhook_port}/webhooks/whatsapp/webhook"
+    simulator_process = start_simulator(sim_port, webhook_url, tmp_path, env)
     sim = Simulator(f"http://127.0.0.1:{sim_port}")
     # A server still waiting for its model (from a model server that is not up yet)
     # acknowledges and records, but cannot answer: the window between 200 and processing.
@@ -48,9 +55,13 @@ def test_kill_9_after_the_ack_then_restart_answers_exactly_once(tmp_path, e2e_mo
             replies = sim.wait_for_messages("4915100000001", 2)
             assert [r["body"]["type"] for r in replies] == ["interactive", "text"]
             assert len(sim.messages_to("4915100000001")) == 2
-            with sa.create_engine(shop_db_url).connect() as conn:
-                states = conn.execute(sa.text("SELECT state, attempts FROM wa_inbox WHERE kind = 'message' ORDER BY seq")).all()
-            assert states == [("done", 1), ("done", 1)]
+
+            def message_states():  # an event is marked done just after its last reply is sent
+                with sa.create_engine(shop_db_url).connect() as conn:
+                    rows = conn.execute(sa.text("SELECT state, attempts FROM wa_inbox WHERE kind = 'message' ORDER BY seq")).all()
+                return rows if all(state == "done" for state, _ in rows) else None
+
+            assert wait_until(message_states, 30, "both messages marked done") == [("done", 1), ("done", 1)]
         finally:
             second.stop()
     finally:

@@ -1,6 +1,7 @@
 """Production mode, as the README's "Scale out" describes it: endpoints.production.yml
 (PostgreSQL tracker store, Redis lock store), the shop database on PostgreSQL, and two
-Sanic workers sharing the webhook. Every message is answered once, in order."""
+Sanic workers sharing the webhook port (each worker's inbox writer listens on it, as
+`make run` does). Every message is answered once, in order."""
 import threading
 import uuid
 
@@ -16,16 +17,16 @@ pytestmark = pytest.mark.e2e
 def test_two_workers_on_postgresql_and_redis_answer_each_message_once_in_order(tmp_path, e2e_model, action_server, postgres_url):
     actions_port, _ = action_server
     url = sa.engine.make_url(postgres_url)
-    rasa_port, sim_port = free_port(), free_port()
+    rasa_port, sim_port, webhook_port = free_port(), free_port(), free_port()
     env = base_env(
         ACTION_SERVER_URL=f"http://127.0.0.1:{actions_port}/webhook",
         POSTGRES_HOST=url.host, POSTGRES_PORT=str(url.port or 5432), POSTGRES_DB=url.database,
         POSTGRES_USER=url.username or "postgres", POSTGRES_PASSWORD=url.password or "",
         REDIS_HOST=REDIS_HOST, REDIS_PORT="6379", REDIS_DB="0",
         SANIC_WORKERS="2", SHOP_DB_URL=postgres_url, WHATSAPP_API_URL=f"http://127.0.0.1:{sim_port}",
+        WHATSAPP_WEBHOOK_PORT=str(webhook_port),
     )
-    rasa_url = f"http://127.0.0.1:{rasa_port}"
-    simulator = start_simulator(sim_port, f"{rasa_url}/webhooks/whatsapp/webhook", tmp_path, env)
+    simulator = start_simulator(sim_port, f"http://127.0.0.1:{webhook_port}/webhooks/whatsapp/webhook", tmp_path, env)
     rasa = start_rasa(rasa_port, e2e_model, tmp_path, env, endpoints=ROOT / "endpoints.production.yml")
     sim = Simulator(f"http://127.0.0.1:{sim_port}")
     customers = [f"4930{uuid.uuid4().int % 10**8:08d}" for _ in range(6)]
@@ -65,6 +66,7 @@ def test_two_workers_on_postgresql_and_redis_answer_each_message_once_in_order(t
             events = conn.execute(sa.text("SELECT count(*) FROM events WHERE sender_id LIKE '4930%' AND type_name = 'user'")).scalar()
         assert states == ["done"] and events == 18
         assert workers == 2  # both Sanic workers run a dispatcher (which one gets a webhook is the kernel's choice)
+        assert rasa.log().count("are also received on") == 2 and "does not receive webhooks" not in rasa.log()
     finally:
         rasa.stop()
         simulator.stop()

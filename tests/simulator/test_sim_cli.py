@@ -37,6 +37,9 @@ def test_environment_then_flags() -> None:
     assert (config.app_secret, config.access_token, config.phone_number_id) == ("s3", "tok", "42")
     assert dict(config.templates) == {"a": "utility", "b": "marketing"}
 
+    env["WHATSAPP_WEBHOOK_PORT"] = "5011"  # the channel's own webhook listener wins
+    assert config_from_args([], environ=env).webhook_url == "http://127.0.0.1:5011/webhooks/whatsapp/webhook"
+
     env["SIMULATOR_WEBHOOK_URL"] = "http://127.0.0.1:9/hook"
     flagged = config_from_args(["--port", "6000", "--webhook-url", "http://127.0.0.1:7/x",
                                 "--template", "order_update:utility"], environ=env)
