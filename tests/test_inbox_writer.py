@@ -277,3 +277,24 @@ async def test_a_writer_that_cannot_listen_says_why_and_still_records(sqlite_db,
 async def until(condition):
     while not condition():
         await asyncio.sleep(0.01)
+
+
+async def test_a_webhook_waits_while_another_connection_writes_and_is_then_recorded(sqlite_db):
+    """On SQLite the listener first tries to store a webhook at once; while another
+    process holds the write lock it waits on its database thread instead."""
+    received = Received()
+    recorder, _, url = await listening_recorder(sqlite_db, received)
+    holder = sqlite3.connect(sqlite_db.url.split("///")[1], isolation_level=None)
+    try:
+        async with aiohttp.ClientSession() as session:
+            holder.execute("BEGIN IMMEDIATE")  # the Rasa server writing
+            posting = asyncio.ensure_future(post(session, url, meta_payloads.text("4917004", "one")))
+            done, _ = await asyncio.wait([posting], timeout=0.5)
+            assert not done, "acknowledged before the webhook could be stored"
+            holder.execute("COMMIT")
+            assert await posting == (200, {"status": "ok"})
+            [item] = await received.wait_for(1)
+    finally:
+        holder.close()
+        await recorder.stop()
+    assert [row.event_id for row in stored(sqlite_db)] == [item.event_id]
