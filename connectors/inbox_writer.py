@@ -210,9 +210,16 @@ async def serve_with_webhooks(url: str, listener: WebhookListener, owner: str) -
             except Exception:
                 logger.exception("Could not record webhook; answering 500 so Meta redelivers it")
                 return web.json_response({"error": "temporarily unavailable"}, status=500)
-            if items:
-                tell_server({"received": [[i.seq, i.event_id, i.kind, i.wa_id, i.payload] for i in items]})
-        return web.json_response(verdict.answer, status=verdict.status)
+        else:
+            items = []
+        answer = web.json_response(verdict.answer, status=verdict.status)
+        # The answer goes out first: the report wakes the server, which would compete
+        # with this process for a core.
+        await answer.prepare(request)
+        await answer.write_eof()
+        if items:
+            tell_server({"received": [[i.seq, i.event_id, i.kind, i.wa_id, i.payload] for i in items]})
+        return answer
 
     async def verify(request: web.Request) -> web.Response:
         args = request.query
