@@ -34,7 +34,7 @@ from sanic.response import HTTPResponse
 
 from connectors import inbound, signature, wire
 from connectors.graph_api import GraphApiClient, GraphApiConfig, GraphApiError, RetryPolicy
-from connectors.inbox import Dispatcher, InboxItem, WorkerIdentity
+from connectors.inbox import Dispatcher, WorkerIdentity
 from connectors.inbox_writer import InboxRecorder, WebhookListener
 from connectors.outbound import WhatsAppSender
 from connectors.processing import EventProcessor
@@ -323,14 +323,11 @@ class WhatsAppInput(InputChannel):
         except Exception:
             logger.exception("Could not record webhook; answering 500 so Meta redelivers it")
             return response.json({"error": "temporarily unavailable"}, status=500)
-        self._submit_soon(new_items)
-        return response.json(verdict.answer, status=verdict.status)
-
-    def _submit_soon(self, items: List[InboxItem]) -> None:
-        if self.dispatcher is not None and items:
+        if self.dispatcher is not None and new_items:
             # After the answer is written: waking the dispatcher's thread makes it
             # compete for the GIL, which the answer should not wait for.
-            asyncio.get_running_loop().call_soon(self.dispatcher.submit, items)
+            asyncio.get_running_loop().call_soon(self.dispatcher.submit, new_items)
+        return response.json(verdict.answer, status=verdict.status)
 
     # -- lifecycle ----------------------------------------------------------------
 
