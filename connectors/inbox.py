@@ -16,7 +16,7 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Deque, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
+from typing import Any, Awaitable, Callable, Deque, Dict, Iterable, List, Optional, Sequence, Set, Union
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -72,20 +72,15 @@ def record(cursor: Any, dialect: str, events: Sequence[InboxEvent], owner: str, 
     `Database.with_cursor`): acknowledging a webhook costs a single database call."""
     if not events:
         return []
-    cursor.execute(*record_statement(dialect, events, owner, now))
-    return in_order(events, {event_id: seq for seq, event_id in cursor.fetchall()})
-
-
-def record_statement(dialect: str, events: Sequence[InboxEvent], owner: str, now: float) -> Tuple[str, List[Any]]:
-    """`record`'s statement and parameters; its rows are (seq, event_id) of the new events."""
     mark = placeholder(dialect)
     row = "(" + ", ".join([mark] * 8) + ")"
-    return (
+    cursor.execute(
         "INSERT INTO wa_inbox (event_id, kind, wa_id, payload, received_at, state, owner, attempts) "
         f"VALUES {', '.join([row] * len(events))} "
         "ON CONFLICT (event_id) DO NOTHING RETURNING seq, event_id",
         [v for e in events for v in (e.event_id, e.kind, e.wa_id, e.payload, now, "pending", owner, 0)],
     )
+    return in_order(events, {event_id: seq for seq, event_id in cursor.fetchall()})
 
 
 def in_order(events: Sequence[InboxEvent], new: Dict[str, int]) -> List[InboxItem]:

@@ -125,8 +125,10 @@ class _Store:
         self.connection: Any = None
 
     def record_at_once(self, events: Sequence[InboxEvent], owner: str, now: float) -> Optional[List[InboxItem]]:
-        """SQLite, one try: the new events, or None if another connection is writing
-        (then `record` waits for it, on the database thread)."""
+        """SQLite only, one try: the new events, or None if another connection is
+        writing (then `record` waits for it, on the database thread)."""
+        if not self.url.startswith("sqlite"):
+            return None
         self.connection = self.connection or _connect(self.url)
         cursor = self.connection.cursor()
         try:
@@ -147,64 +149,6 @@ class _Store:
                 self.connection.close()
                 self.connection = None
             raise
-
-
-class _LoopPostgres:
-    """The listener's PostgreSQL connection in psycopg2's asynchronous mode, driven by the
-    writer's event loop: a webhook's one INSERT goes out without a thread hop and without
-    blocking the loop on the network. One statement at a time, in arrival order."""
-
-    def __init__(self, url: str) -> None:
-        self.dsn = sa.engine.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-        self.connection: Any = None
-        self.lock = asyncio.Lock()
-
-    async def record(self, events: Sequence[InboxEvent], owner: str, now: float) -> List[InboxItem]:
-        import psycopg2  # Rasa's SQL tracker store ships it
-
-        async with self.lock:
-            for attempt in (1, 2):
-                reused = self.connection is not None
-                try:
-                    return await asyncio.wait_for(self._record(events, owner, now), BUSY_DEADLINE_SECONDS)
-                except BaseException as error:
-                    if self.connection is not None:  # it may be broken or busy: a new one next time
-                        self.connection.close()
-                        self.connection = None
-                    # A connection the database closed meanwhile (restart, idle timeout):
-                    # once more on a new one.
-                    if not (reused and attempt == 1 and isinstance(error, (psycopg2.OperationalError, psycopg2.InterfaceError))):
-                        raise
-            raise AssertionError("unreachable")
-
-    async def _record(self, events: Sequence[InboxEvent], owner: str, now: float) -> List[InboxItem]:
-        import psycopg2
-
-        if self.connection is None:
-            # Asynchronous connections are in autocommit: one statement, one transaction.
-            self.connection = psycopg2.connect(self.dsn, async_=1, application_name="shop inbox writer")
-            await self._ready()
-        cursor = self.connection.cursor()
-        cursor.execute(*inbox.record_statement("postgresql", events, owner, now))
-        await self._ready()
-        return inbox.in_order(events, {event_id: seq for seq, event_id in cursor.fetchall()})
-
-    async def _ready(self) -> None:
-        from psycopg2 import extensions
-
-        loop = asyncio.get_running_loop()
-        while True:
-            state = self.connection.poll()
-            if state == extensions.POLL_OK:
-                return
-            woken = loop.create_future()
-            fd = self.connection.fileno()
-            watch, unwatch = (loop.add_reader, loop.remove_reader) if state == extensions.POLL_READ else (loop.add_writer, loop.remove_writer)
-            watch(fd, lambda: woken.done() or woken.set_result(None))
-            try:
-                await woken
-            finally:
-                unwatch(fd)
 
 
 def _answer(store: _Store, line: bytes) -> Dict[str, Any]:
@@ -231,20 +175,19 @@ async def serve_with_webhooks(url: str, listener: WebhookListener, owner: str) -
     """`serve`, plus webhooks received on the listener's port, recorded for `owner` (the
     server that started this writer) and reported to it.
 
-    Webhooks are stored without a thread hop: two thread wake-ups fewer, which on a
-    machine whose cores are busy with Rasa is a millisecond or more off the slowest
-    acknowledgements. PostgreSQL: asynchronously on this loop (`_LoopPostgres`). SQLite:
-    right on the loop, once and without waiting (a fraction of a millisecond; this loop
-    has nothing else to do meanwhile); only if another connection is writing, or earlier
-    webhooks are still waiting, on the database thread, which waits for the lock. The
-    server's requests (stdin) are answered on that thread too."""
+    Waiting database work runs on one thread (in arrival order), so a slow database never
+    stalls this loop. On SQLite, a webhook is first stored right on the loop, once and
+    without waiting (a fraction of a millisecond; this loop has nothing else to do
+    meanwhile): two thread wake-ups fewer, which on a machine whose cores are busy with
+    Rasa is a millisecond or more off the slowest acknowledgements. Only if another
+    connection is writing, or earlier webhooks are still waiting, does it go to the
+    thread."""
     from aiohttp import web  # only a listening writer needs it
 
     from connectors.inbound import read_webhook
 
     loop = asyncio.get_running_loop()
     store, at_once = _Store(url), _Store(url)  # one connection per thread
-    postgres = None if url.startswith("sqlite") else _LoopPostgres(url)
     database = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="inbox-writer-db")
     waiting = 0  # webhooks on the database thread
     out_transport, out_protocol = await loop.connect_write_pipe(asyncio.Protocol, sys.stdout.buffer)
@@ -257,10 +200,7 @@ async def serve_with_webhooks(url: str, listener: WebhookListener, owner: str) -
         verdict = read_webhook(await request.read(), request.headers.get("X-Hub-Signature-256"), listener.app_secret)
         if verdict.events:
             try:
-                if postgres is not None:
-                    items = await postgres.record(verdict.events, owner, time.time())
-                else:
-                    items = at_once.record_at_once(verdict.events, owner, time.time()) if not waiting else None
+                items = at_once.record_at_once(verdict.events, owner, time.time()) if not waiting else None
                 if items is None:
                     waiting += 1
                     try:
