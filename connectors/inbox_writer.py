@@ -86,7 +86,8 @@ def _connect(url: str) -> Any:
         connection = sqlite3.connect(parsed.database or ":memory:", timeout=0, isolation_level=None)
         connection.execute("PRAGMA synchronous=NORMAL")
         return connection
-    return sa.create_engine(url, poolclass=sa.pool.NullPool).raw_connection()
+    # Named, so that it can be told apart in pg_stat_activity.
+    return sa.create_engine(url, poolclass=sa.pool.NullPool, connect_args={"application_name": "shop inbox writer"}).raw_connection()
 
 
 def _dialect(connection: Any) -> str:
@@ -141,14 +142,24 @@ class _Store:
             cursor.close()
 
     def record(self, events: Sequence[InboxEvent], owner: str, now: float) -> List[InboxItem]:
+        reused = self.connection is not None
         try:
             self.connection = self.connection or _connect(self.url)
             return _execute(self.connection, events, owner, now)
-        except Exception:
-            if self.connection is not None and _dialect(self.connection) != "sqlite":  # it may be broken
-                self.connection.close()
-                self.connection = None
+        except Exception as error:
+            if self.connection is None or _dialect(self.connection) == "sqlite":
+                raise
+            self.connection.close()  # it may be broken: a new one
+            self.connection = None
+            if reused and _dropped(error):  # the database closed it meanwhile (restart, idle timeout): once more
+                return self.record(events, owner, now)
             raise
+
+
+def _dropped(error: Exception) -> bool:
+    import psycopg2  # the PostgreSQL driver Rasa's SQL tracker store ships
+
+    return isinstance(error, (psycopg2.OperationalError, psycopg2.InterfaceError))
 
 
 def _answer(store: _Store, line: bytes) -> Dict[str, Any]:

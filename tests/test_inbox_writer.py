@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from connectors import inbox, inbox_writer, wire
 from connectors.inbox import Dispatcher, InboxEvent, InboxItem, WorkerIdentity
 from connectors.inbox_writer import InboxRecorder, InboxWriterProcess, WriterUnavailable
+from shop.db import Database
 from shop.schema import inbox as inbox_table
 from tests import meta_payloads
 from tests.conftest import free_port
@@ -298,3 +299,28 @@ async def test_a_webhook_waits_while_another_connection_writes_and_is_then_recor
         holder.close()
         await recorder.stop()
     assert [row.event_id for row in stored(sqlite_db)] == [item.event_id]
+
+
+async def test_on_postgresql_a_connection_the_database_closed_is_replaced(postgres_url):
+    """The listener's PostgreSQL connection is reopened when the database dropped it
+    (restart, idle timeout), and the webhook at hand is stored on the new one."""
+    db = Database(postgres_url)
+    with db.engine.begin() as conn:
+        conn.execute(inbox_table.delete())
+    received = Received()
+    recorder, me, url = await listening_recorder(db, received)
+    try:
+        async with aiohttp.ClientSession() as session:
+            assert (await post(session, url, meta_payloads.text("4917005", "one")))[0] == 200
+            with db.engine.begin() as conn:
+                dropped = conn.execute(sa.text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'shop inbox writer'"
+                )).scalar()
+            assert dropped == 1
+            assert (await post(session, url, meta_payloads.text("4917005", "two")))[0] == 200
+            items = await received.wait_for(2)
+    finally:
+        await recorder.stop()
+        db.dispose()
+    assert [wire.parse_envelope(i.payload).text for i in items] == ["one", "two"]
+    assert [row.event_id for row in stored(db)] == [i.event_id for i in items]
