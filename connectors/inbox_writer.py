@@ -118,8 +118,9 @@ def _execute(
 
 
 class _Store:
-    """The writer's database connection: opened when first needed, and a PostgreSQL
-    connection that failed is replaced on the next call. One thread at a time."""
+    """The writer's database connection: opened when first needed; a PostgreSQL
+    connection that failed is replaced (at once if the database dropped it). One thread
+    at a time."""
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -186,13 +187,13 @@ async def serve_with_webhooks(url: str, listener: WebhookListener, owner: str) -
     """`serve`, plus webhooks received on the listener's port, recorded for `owner` (the
     server that started this writer) and reported to it.
 
-    Waiting database work runs on one thread (in arrival order), so a slow database never
-    stalls this loop. On SQLite, a webhook is first stored right on the loop, once and
-    without waiting (a fraction of a millisecond; this loop has nothing else to do
+    Database work that may wait (PostgreSQL's, the server's requests, SQLite's while
+    another connection writes) runs on one thread, in arrival order, so a slow database
+    never stalls this loop. On SQLite a webhook is first stored right on the loop, once
+    and without waiting (a fraction of a millisecond; this loop has nothing else to do
     meanwhile): two thread wake-ups fewer, which on a machine whose cores are busy with
-    Rasa is a millisecond or more off the slowest acknowledgements. Only if another
-    connection is writing, or earlier webhooks are still waiting, does it go to the
-    thread."""
+    Rasa is a millisecond or more off the slowest acknowledgements. It goes to the thread
+    only if another connection is writing or earlier webhooks are still waiting there."""
     from aiohttp import web  # only a listening writer needs it
 
     from connectors.inbound import read_webhook
@@ -201,7 +202,7 @@ async def serve_with_webhooks(url: str, listener: WebhookListener, owner: str) -
     store, at_once = _Store(url), _Store(url)  # one connection per thread
     database = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="inbox-writer-db")
     waiting = 0  # webhooks on the database thread
-    out_transport, out_protocol = await loop.connect_write_pipe(asyncio.Protocol, sys.stdout.buffer)
+    out_transport, _ = await loop.connect_write_pipe(asyncio.Protocol, sys.stdout.buffer)
 
     def tell_server(message: Dict[str, Any]) -> None:
         out_transport.write(json.dumps(message).encode() + b"\n")  # buffered: never blocks this loop
