@@ -4,7 +4,7 @@ import dataclasses
 import json
 import logging
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from connectors import signature, wire
 from connectors.inbox import InboxEvent
@@ -94,6 +94,14 @@ class WebhookVerdict:
     status: int
     answer: Dict[str, str]
     events: Tuple[InboxEvent, ...] = ()
+
+
+def subscription_challenge(query: Mapping[str, Any], verify_token: str) -> Optional[str]:
+    """Meta's GET handshake: the challenge to echo, or None (answered 403)."""
+    if query.get("hub.mode") == "subscribe" and query.get("hub.verify_token") == verify_token:
+        return str(query.get("hub.challenge", ""))
+    logger.warning("WhatsApp webhook verification refused (wrong mode or verify token)")
+    return None
 
 
 def read_webhook(body: bytes, signature_header: Optional[str], app_secret: str) -> WebhookVerdict:

@@ -95,8 +95,11 @@ def _dialect(connection: Any) -> str:
 
 
 def _execute(
-    connection: Any, events: Sequence[InboxEvent], owner: str, now: float, pause_for: Callable[[float], None] = time.sleep
-) -> List[InboxItem]:
+    connection: Any, events: Sequence[InboxEvent], owner: str, now: float,
+    pause_for: Callable[[float], None] = time.sleep, wait: bool = True,
+) -> Optional[List[InboxItem]]:
+    """The new events. While another connection writes: waits for it, or with
+    `wait=False` returns None at once."""
     dialect = _dialect(connection)
     deadline, pause = time.monotonic() + BUSY_DEADLINE_SECONDS, 0.0001
     while True:
@@ -108,6 +111,8 @@ def _execute(
         except sqlite3.OperationalError as error:
             if "locked" not in str(error) or time.monotonic() > deadline:
                 raise
+            if not wait:
+                return None
             pause_for(pause)  # another connection is writing: a short wait, then again
             pause = min(pause * 2, 0.002)
         except Exception:
@@ -132,21 +137,15 @@ class _Store:
         if not self.url.startswith("sqlite"):
             return None
         self.connection = self.connection or _connect(self.url)
-        cursor = self.connection.cursor()
-        try:
-            return inbox.record(cursor, "sqlite", events, owner, now)
-        except sqlite3.OperationalError as error:
-            if "locked" in str(error):
-                return None
-            raise
-        finally:
-            cursor.close()
+        return _execute(self.connection, events, owner, now, wait=False)
 
     def record(self, events: Sequence[InboxEvent], owner: str, now: float) -> List[InboxItem]:
         reused = self.connection is not None
         try:
             self.connection = self.connection or _connect(self.url)
-            return _execute(self.connection, events, owner, now)
+            items = _execute(self.connection, events, owner, now)
+            assert items is not None  # it waited
+            return items
         except Exception as error:
             if self.connection is None or _dialect(self.connection) == "sqlite":
                 raise
@@ -196,7 +195,7 @@ async def serve_with_webhooks(url: str, listener: WebhookListener, owner: str) -
     only if another connection is writing or earlier webhooks are still waiting there."""
     from aiohttp import web  # only a listening writer needs it
 
-    from connectors.inbound import read_webhook
+    from connectors.inbound import read_webhook, subscription_challenge
 
     loop = asyncio.get_running_loop()
     store, at_once = _Store(url), _Store(url)  # one connection per thread
@@ -234,11 +233,8 @@ async def serve_with_webhooks(url: str, listener: WebhookListener, owner: str) -
         return answer
 
     async def verify(request: web.Request) -> web.Response:
-        args = request.query
-        if args.get("hub.mode") == "subscribe" and args.get("hub.verify_token") == listener.verify_token:
-            return web.Response(text=args.get("hub.challenge", ""))
-        logger.warning("WhatsApp webhook verification refused (wrong mode or verify token)")
-        return web.Response(text="verification failed", status=403)
+        challenge = subscription_challenge(request.query, listener.verify_token)
+        return web.Response(text=challenge) if challenge is not None else web.Response(text="verification failed", status=403)
 
     app = web.Application(client_max_size=LINE_LIMIT)
     app.router.add_post(WEBHOOK_PATH, receive)
