@@ -141,7 +141,7 @@ class EventProcessor:
     @staticmethod
     def _store_status(conn: Any, item: InboxItem) -> None:
         status = wire.parse_status(json.loads(item.payload))
-        if contacts.exists(conn, status.recipient_id):
+        if contacts.exists(conn, status.recipient_id, lock=True):
             apply_status(conn, status)
             inbox.finish(*cursor_of(conn), item.seq)
         else:

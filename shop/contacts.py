@@ -110,5 +110,9 @@ def labels(conn: Connection, wa_id: str) -> list:
     return [r[0] for r in rows]
 
 
-def exists(conn: Connection, wa_id: str) -> bool:
-    return conn.execute(sa.select(contacts.c.wa_id).where(contacts.c.wa_id == wa_id)).first() is not None
+def exists(conn: Connection, wa_id: str, lock: bool = False) -> bool:
+    """With `lock`, an erasure of the contact (which deletes the contact first) waits
+    until this transaction is over, so nothing written in it outlives the erasure.
+    (SQLite needs no row lock: its write transactions run one at a time.)"""
+    query = sa.select(contacts.c.wa_id).where(contacts.c.wa_id == wa_id)
+    return conn.execute(query.with_for_update() if lock else query).first() is not None

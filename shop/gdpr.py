@@ -54,7 +54,10 @@ def erase(conn: Connection, wa_id: str, at: Optional[float] = None) -> Dict[str,
             .on_conflict_do_nothing(index_elements=["number_hash"])
         )
     counts = {}
-    for table in (consent_events, contact_labels, handoffs, outbound, inbox, contacts):
+    # The contact first: on PostgreSQL that waits for writers holding the contact's row
+    # (a status of the last answer, see contacts.exists), and the deletes after it see
+    # what they wrote.
+    for table in (contacts, consent_events, contact_labels, handoffs, outbound, inbox):
         counts[table.name] = conn.execute(table.delete().where(table.c.wa_id == wa_id)).rowcount
     return counts
 

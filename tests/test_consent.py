@@ -1,5 +1,6 @@
 """Consent: the keyword table, the contact store (SQLite and PostgreSQL), GDPR export and
 erasure, and the operator CLI against a real SQL tracker store."""
+import concurrent.futures
 import functools
 import json
 import subprocess
@@ -15,8 +16,10 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from ruamel.yaml import YAML
 
 from shop import consent, contacts, gdpr, handoffs, keywords, messages
+from shop.db import Database
 from shop.schema import suppressed_numbers
 from tests.conftest import ROOT
+from tests.processes import wait_until
 
 WA = "491701234567"
 
@@ -174,6 +177,38 @@ def test_erasing_someone_who_never_opted_out_keeps_nothing(db):
     db.transaction(gdpr.erase, WA)
     with db.engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(suppressed_numbers)).scalar() == 0
+
+
+def test_a_status_written_while_the_contact_is_erased_does_not_outlive_the_erasure(postgres_url):
+    """PostgreSQL (SQLite's write transactions cannot overlap): the status of the bot's
+    last answer is being stored when the erasure starts. It must wait, then take the
+    status with it."""
+    db = Database(postgres_url)
+    try:
+        with db.engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM contacts WHERE wa_id = :w"), {"w": WA})
+        populate(db)
+        erasure = concurrent.futures.ThreadPoolExecutor(1)
+        with db.engine.begin() as conn:  # what the channel does for a status webhook
+            assert contacts.exists(conn, WA, lock=True)
+            erased = erasure.submit(db.transaction, gdpr.erase, WA)
+
+            def erasure_waits_or_is_done():
+                with db.engine.connect() as watcher:
+                    waiting = watcher.execute(sa.text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                    )).scalar()
+                return waiting or erased.done()
+
+            wait_until(erasure_waits_or_is_done, 10, "the erasure to wait for the contact's row")
+            messages.apply_status(conn, "wamid.last-answer", "delivered", time.time(), WA)
+        assert erased.result(timeout=10)["contacts"] == 1
+        erasure.shutdown()
+        with db.engine.connect() as conn:
+            left = conn.execute(sa.text("SELECT message_id FROM wa_outbound WHERE wa_id = :w"), {"w": WA}).scalars().all()
+        assert left == []
+    finally:
+        db.dispose()
 
 
 def test_export_links_expire(tmp_path, monkeypatch):
