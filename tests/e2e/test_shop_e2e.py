@@ -157,9 +157,16 @@ def test_every_trigger_hands_the_chat_to_the_right_team(shop_stack, messages, re
     assert any(f"*{label}*" in body(m) for m in shop_stack.simulator.messages_to(wa_id))
     # From now on the bot is quiet: a further message is kept for the agents, not answered.
     seq = shop_stack.simulator.last_seq()
-    shop_stack.simulator.customer_says(wa_id, type="text", text="hello?")
-    wait_until(lambda: "hello?" in texts_in_tracker(shop_stack, wa_id), 30, "the message in the conversation")
+    hello = shop_stack.simulator.customer_says(wa_id, type="text", text="hello?")
+    # Processing is over (any answer would have been sent) once its inbox row is done.
+    wait_until(lambda: inbox_state(shop_stack, hello["id"]) == "done", 30, "the message to be processed")
+    assert "hello?" in texts_in_tracker(shop_stack, wa_id)
     assert shop_stack.simulator.messages_to(wa_id, since=seq) == []
+
+
+def inbox_state(stack, event_id):
+    with sa.create_engine(stack.shop_db_url).connect() as conn:
+        return conn.execute(sa.text("SELECT state FROM wa_inbox WHERE event_id = :i"), {"i": event_id}).scalar()
 
 
 def texts_in_tracker(stack, wa_id):
