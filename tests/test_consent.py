@@ -16,7 +16,6 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from ruamel.yaml import YAML
 
 from shop import consent, contacts, gdpr, handoffs, keywords, messages
-from shop.db import Database
 from shop.schema import suppressed_numbers
 from tests.conftest import ROOT
 from tests.processes import wait_until
@@ -179,16 +178,13 @@ def test_erasing_someone_who_never_opted_out_keeps_nothing(db):
         assert conn.execute(sa.select(sa.func.count()).select_from(suppressed_numbers)).scalar() == 0
 
 
-def test_a_status_written_while_the_contact_is_erased_does_not_outlive_the_erasure(postgres_url):
+@pytest.mark.parametrize("db", ["postgresql"], indirect=True)
+def test_a_status_written_while_the_contact_is_erased_does_not_outlive_the_erasure(db):
     """PostgreSQL (SQLite's write transactions cannot overlap): the status of the bot's
     last answer is being stored when the erasure starts. It must wait, then take the
     status with it."""
-    db = Database(postgres_url)
-    try:
-        with db.engine.begin() as conn:
-            conn.execute(sa.text("DELETE FROM contacts WHERE wa_id = :w"), {"w": WA})
-        populate(db)
-        erasure = concurrent.futures.ThreadPoolExecutor(1)
+    populate(db)
+    with concurrent.futures.ThreadPoolExecutor(1) as erasure:
         with db.engine.begin() as conn:  # what the channel does for a status webhook
             assert contacts.exists(conn, WA, lock=True)
             erased = erasure.submit(db.transaction, gdpr.erase, WA)
@@ -203,12 +199,9 @@ def test_a_status_written_while_the_contact_is_erased_does_not_outlive_the_erasu
             wait_until(erasure_waits_or_is_done, 10, "the erasure to wait for the contact's row")
             messages.apply_status(conn, "wamid.last-answer", "delivered", time.time(), WA)
         assert erased.result(timeout=10)["contacts"] == 1
-        erasure.shutdown()
-        with db.engine.connect() as conn:
-            left = conn.execute(sa.text("SELECT message_id FROM wa_outbound WHERE wa_id = :w"), {"w": WA}).scalars().all()
-        assert left == []
-    finally:
-        db.dispose()
+    with db.engine.connect() as conn:
+        left = conn.execute(sa.text("SELECT message_id FROM wa_outbound WHERE wa_id = :w"), {"w": WA}).scalars().all()
+    assert left == []
 
 
 def test_export_links_expire(tmp_path, monkeypatch):

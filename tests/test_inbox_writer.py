@@ -314,7 +314,7 @@ async def test_on_postgresql_a_connection_the_database_closed_is_replaced(postgr
             assert (await post(session, url, meta_payloads.text("4917005", "one")))[0] == 200
             with db.engine.begin() as conn:
                 dropped = conn.execute(sa.text(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'shop inbox writer'"
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'shop inbox writer' AND datname = current_database()"
                 )).scalar()
             assert dropped == 1
             assert (await post(session, url, meta_payloads.text("4917005", "two")))[0] == 200
