@@ -89,9 +89,10 @@ class FakeGraph:
         if body.get("status") == "read":
             self.read_receipts += 1
             return web.json_response({"success": True})
-        self.arrivals[body["to"]].put_nowait(time.perf_counter())
+        to = str(body.get("to", "")).lstrip("+")  # sends carry "+<number>" (or a BSUID as "recipient")
+        self.arrivals[to or body.get("recipient")].put_nowait(time.perf_counter())
         wamid = f"wamid.bench{next(self.ids)}"
-        return web.json_response({"messaging_product": "whatsapp", "contacts": [{"input": body["to"], "wa_id": body["to"]}], "messages": [{"id": wamid}]})
+        return web.json_response({"messaging_product": "whatsapp", "contacts": [{"input": body.get("to"), "wa_id": to}], "messages": [{"id": wamid}]})
 
     async def start(self, port: int) -> web.AppRunner:
         app = web.Application()
@@ -103,11 +104,13 @@ class FakeGraph:
 
 
 def signed_webhook(wa_id: str, text: str, message_id: str) -> Tuple[bytes, Dict[str, str]]:
-    """A text message webhook as Meta sends it, signed with the sandbox's app secret."""
-    message = {"from": wa_id, "id": message_id, "timestamp": str(int(time.time())), "type": "text", "text": {"body": text}}
+    """A text message webhook as Meta sends it since 2026 (number and business-scoped user
+    id), signed with the sandbox's app secret."""
+    user_id = f"DE.{wa_id}"
+    message = {"from": wa_id, "from_user_id": user_id, "id": message_id, "timestamp": str(int(time.time())), "type": "text", "text": {"body": text}}
     payload = {"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
         "messaging_product": "whatsapp", "metadata": {"display_phone_number": "15550100100", "phone_number_id": SANDBOX["WHATSAPP_PHONE_NUMBER_ID"]},
-        "contacts": [{"profile": {"name": "Bench"}, "wa_id": wa_id}], "messages": [message]}}]}]}
+        "contacts": [{"profile": {"name": "Bench"}, "wa_id": wa_id, "user_id": user_id}], "messages": [message]}}]}]}
     body = json.dumps(payload).encode()
     signature = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
     return body, {"Content-Type": "application/json", "X-Hub-Signature-256": signature}

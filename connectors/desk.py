@@ -17,7 +17,7 @@ import logging
 import time
 from functools import wraps
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
+from typing import Any, Awaitable, Callable, Coroutine, Dict, List, Optional, Text
 
 from rasa.core.channels.channel import InputChannel, UserMessage
 from ruamel.yaml import YAML
@@ -27,7 +27,7 @@ from sanic.response import HTTPResponse
 
 from connectors import wire
 from connectors.graph_api import GraphApiError
-from connectors.outbound import OutsideWindow
+from connectors.outbound import Deferred, OutsideWindow
 from connectors.whatsapp import WhatsAppInput
 from shop import agents, contacts, handoffs
 from shop.agents import Agent
@@ -75,7 +75,7 @@ class AgentDesk(InputChannel):
                 return response.redirect(request.path + "/")
             return await response.file(str(PAGE / "index.html"), headers={"Cache-Control": "no-cache"})
 
-        def authenticated(handler: Callable[..., Awaitable[HTTPResponse]]) -> Callable[..., Awaitable[HTTPResponse]]:
+        def authenticated(handler: Callable[..., Coroutine[Any, Any, HTTPResponse]]) -> Callable[..., Coroutine[Any, Any, HTTPResponse]]:
             @wraps(handler)
             async def check(request: Request, **kwargs: Any) -> HTTPResponse:
                 whatsapp = self._whatsapp(request)
@@ -86,12 +86,12 @@ class AgentDesk(InputChannel):
 
             return check
 
-        def chat_of_agent(handler: Callable[..., Awaitable[HTTPResponse]]) -> Callable[..., Awaitable[HTTPResponse]]:
+        def chat_of_agent(handler: Callable[..., Coroutine[Any, Any, HTTPResponse]]) -> Callable[..., Coroutine[Any, Any, HTTPResponse]]:
             """The open handoff of the chat, if this agent serves its label."""
 
             @wraps(handler)
-            async def check(request: Request, whatsapp: WhatsAppInput, agent: Agent, wa_id: str) -> HTTPResponse:
-                handoff = await whatsapp.db.read(handoffs.open_handoff, wa_id)
+            async def check(request: Request, whatsapp: WhatsAppInput, agent: Agent, contact_id: str) -> HTTPResponse:
+                handoff = await whatsapp.db.read(handoffs.open_handoff, contact_id)
                 if handoff is None:
                     return _error(404, "no chat of this customer is waiting for people")
                 if not agent.serves(handoff.label):
@@ -116,13 +116,13 @@ class AgentDesk(InputChannel):
             labels = None if agents.ALL_LABELS in agent.labels else list(agent.labels)
             return response.json({"chats": await whatsapp.db.read(_chat_list, labels, time.time())})
 
-        @desk.get("/api/chats/<wa_id>")
+        @desk.get("/api/chats/<contact_id>")
         @authenticated
         @chat_of_agent
         async def chat(_: Request, whatsapp: WhatsAppInput, agent: Agent, handoff: handoffs.Handoff) -> HTTPResponse:
-            history = await whatsapp.in_bot(whatsapp.processor.history(handoff.wa_id))
-            contact = await whatsapp.db.read(contacts.get, handoff.wa_id)
-            labels = await whatsapp.db.read(contacts.labels, handoff.wa_id)
+            history = await whatsapp.in_bot(whatsapp.running.history(handoff.contact_id))
+            contact = await whatsapp.db.read(contacts.get, handoff.contact_id)
+            labels = await whatsapp.db.read(contacts.labels, handoff.contact_id)
             if handoff.agent == agent.name:  # the customer sees blue ticks once an agent reads
                 latest = next((h["message_id"] for h in reversed(history) if h["who"] == "customer"), None)
                 if latest:
@@ -134,7 +134,7 @@ class AgentDesk(InputChannel):
                 "history": history,
             })
 
-        @desk.post("/api/chats/<wa_id>/claim")
+        @desk.post("/api/chats/<contact_id>/claim")
         @authenticated
         @chat_of_agent
         async def claim(_: Request, whatsapp: WhatsAppInput, agent: Agent, handoff: handoffs.Handoff) -> HTTPResponse:
@@ -147,24 +147,28 @@ class AgentDesk(InputChannel):
             if not await whatsapp.db.run(handoffs.claim, handoff.id, agent.name, time.time()):
                 return _error(409, f"{handoff.agent} has this chat; claim it first")
             try:
-                message_id = await whatsapp.sender.send(payload, origin="agent")
+                message_id = await whatsapp.sender.send(payload, contact_id=handoff.contact_id, origin="agent")
             except OutsideWindow as error:
                 return _error(409, str(error), reason="outside_window", templates=self.templates)
+            except Deferred as error:  # goes out when WhatsApp takes it again
+                await whatsapp.in_bot(whatsapp.running.log_agent_message(handoff.contact_id, text, agent.name))
+                return response.json({"queued": True, "reason": str(error)}, status=202)
             except GraphApiError as error:
                 return _error(502, str(error), code=error.code)
-            await whatsapp.in_bot(whatsapp.processor.log_agent_message(handoff.wa_id, text, agent.name))
+            await whatsapp.in_bot(whatsapp.running.log_agent_message(handoff.contact_id, text, agent.name))
             return response.json({"message_id": message_id})
 
-        @desk.post("/api/chats/<wa_id>/reply")
+        @desk.post("/api/chats/<contact_id>/reply")
         @authenticated
         @chat_of_agent
         async def reply(request: Request, whatsapp: WhatsAppInput, agent: Agent, handoff: handoffs.Handoff) -> HTTPResponse:
             text = str((request.json or {}).get("text") or "").strip()
             if not text or len(text) > wire.TEXT_MAX:
                 return _error(400, f"the reply must be 1-{wire.TEXT_MAX} characters")
-            return await send(whatsapp, agent, handoff, wire.text_message(handoff.wa_id, text), text)
+            to = await whatsapp.sender.address(handoff.contact_id)
+            return await send(whatsapp, agent, handoff, wire.text_message(to, text), text)
 
-        @desk.post("/api/chats/<wa_id>/template")
+        @desk.post("/api/chats/<contact_id>/template")
         @authenticated
         @chat_of_agent
         async def template(request: Request, whatsapp: WhatsAppInput, agent: Agent, handoff: handoffs.Handoff) -> HTTPResponse:
@@ -172,10 +176,11 @@ class AgentDesk(InputChannel):
             chosen = next((t for t in self.templates if t.get("name") == name), None)
             if chosen is None:
                 return _error(400, f"unknown template {name!r}", templates=self.templates)
-            payload = wire.custom_message(handoff.wa_id, {"type": "template", "template": {"name": name, "language": {"code": chosen.get("language", "en_US")}}})
+            to = await whatsapp.sender.address(handoff.contact_id)
+            payload = wire.custom_message(to, {"type": "template", "template": {"name": name, "language": {"code": chosen.get("language", "en_US")}}})
             return await send(whatsapp, agent, handoff, payload, chosen.get("text") or f"[template {name}]")
 
-        @desk.post("/api/chats/<wa_id>/labels")
+        @desk.post("/api/chats/<contact_id>/labels")
         @authenticated
         @chat_of_agent
         async def labels(request: Request, whatsapp: WhatsAppInput, agent: Agent, handoff: handoffs.Handoff) -> HTTPResponse:
@@ -183,21 +188,21 @@ class AgentDesk(InputChannel):
 
             def change(conn: Any) -> List[str]:
                 for label in body.get("add") or []:
-                    contacts.add_label(conn, handoff.wa_id, str(label).strip(), "agent", time.time())
+                    contacts.add_label(conn, handoff.contact_id, str(label).strip(), "agent", time.time())
                 for label in body.get("remove") or []:
-                    contacts.remove_label(conn, handoff.wa_id, str(label))
-                return contacts.labels(conn, handoff.wa_id)
+                    contacts.remove_label(conn, handoff.contact_id, str(label))
+                return contacts.labels(conn, handoff.contact_id)
 
             return response.json({"labels": await whatsapp.db.run(change)})
 
-        @desk.post("/api/chats/<wa_id>/return")
+        @desk.post("/api/chats/<contact_id>/return")
         @authenticated
         @chat_of_agent
         async def give_back(request: Request, whatsapp: WhatsAppInput, agent: Agent, handoff: handoffs.Handoff) -> HTTPResponse:
             note = str((request.json or {}).get("note") or "").strip()[:1000]
             if handoff.agent not in (None, agent.name):
                 return _error(409, f"{handoff.agent} has this chat")
-            await whatsapp.in_bot(whatsapp.processor.resume(handoff.wa_id))
+            await whatsapp.in_bot(whatsapp.running.resume(handoff.contact_id))
             await whatsapp.db.run(handoffs.close, handoff.id, f"{agent.name}: {note}" if note else agent.name, time.time())
             return response.json({"returned": True})
 
@@ -206,7 +211,7 @@ class AgentDesk(InputChannel):
         async def media(_: Request, whatsapp: WhatsAppInput, agent: Agent, media_id: str) -> HTTPResponse:
             """A customer's photo or file, fetched from WhatsApp with the bot's token."""
             try:
-                content, mime_type = await whatsapp.client.media(media_id)
+                content, mime_type = await whatsapp.client.media(media_id, url=whatsapp.running.media_url(media_id))
             except GraphApiError as error:
                 return _error(502, str(error))
             return response.raw(content, content_type=mime_type, headers={"Cache-Control": "private, max-age=3600"})
@@ -222,9 +227,13 @@ class AgentDesk(InputChannel):
 
 
 def _chat_json(handoff: handoffs.Handoff, contact: Optional[contacts.Contact], now: float) -> Dict[str, Any]:
+    """A chat as the desk lists it: addressed by contact id; the profile name, the
+    username and the phone number (when known) to show."""
     return {
-        "wa_id": handoff.wa_id,
+        "contact_id": handoff.contact_id,
         "name": contact.profile_name if contact else None,
+        "username": contact.username if contact else None,
+        "phone": contact.phone if contact else None,
         "label": handoff.label,
         "reason": handoff.reason,
         "status": handoff.status,
@@ -235,4 +244,4 @@ def _chat_json(handoff: handoffs.Handoff, contact: Optional[contacts.Contact], n
 
 
 def _chat_list(conn: Any, labels: Optional[List[str]], now: float) -> List[Dict[str, Any]]:
-    return [_chat_json(h, contacts.get(conn, h.wa_id), now) for h in handoffs.open_handoffs(conn, labels)]
+    return [_chat_json(h, contacts.get(conn, h.contact_id), now) for h in handoffs.open_handoffs(conn, labels)]

@@ -8,7 +8,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from connectors import signature, wire
 from connectors.inbox import InboxEvent
-from shop import keywords, messages
+from shop import contacts, keywords, messages
 
 logger = logging.getLogger(__name__)
 
@@ -20,8 +20,11 @@ def rasa_text(message: wire.InboundMessage) -> Optional[str]:
     phrase for NLU, as id.
     Types the bot cannot read go to `out_of_scope`; the action there answers by
     `metadata.type` (and stays silent while an agent has the chat). A cart is an order
-    for a person to confirm, so it asks for one.
+    for a person to confirm, so it asks for one. An edit of an earlier message is
+    nothing new to answer.
     """
+    if message.is_edit:
+        return None
     if message.type is wire.MessageType.TEXT:
         return message.text
     if message.reply is not None:
@@ -53,21 +56,35 @@ def consent_keyword(message: wire.InboundMessage) -> Optional[keywords.Keyword]:
     return None
 
 
-def rasa_metadata(message: wire.InboundMessage) -> Dict[str, Any]:
-    """Message metadata for the tracker and the actions (`tracker.latest_message`)."""
+def identifiers(identity: wire.Identity) -> contacts.Identifiers:
+    """What the shop records of a webhook's customer."""
+    return contacts.Identifiers(identity.wa_id, identity.user_id, identity.parent_user_id, identity.username, identity.profile_name)
+
+
+def rasa_metadata(message: wire.InboundMessage, contact_id: str = "") -> Dict[str, Any]:
+    """Message metadata for the tracker and the actions (`tracker.latest_message`).
+    `wa_id` (the phone number) is "" for customers with a username only."""
+    sender = message.sender
     metadata: Dict[str, Any] = {
-        "wa_id": message.wa_id,
-        "profile_name": message.profile_name,
+        "contact_id": contact_id,
+        "wa_id": sender.wa_id,
+        "user_id": sender.user_id,
+        "username": sender.username,
+        "profile_name": sender.profile_name,
         "message_id": message.id,
         "type": message.raw_type,
         "timestamp": message.timestamp,
     }
+    if message.unsupported_type:
+        metadata["unsupported_type"] = message.unsupported_type
     if message.referred_product_id:
         metadata["referred_product"] = message.referred_product_id
-    for name in ("context", "reply", "media", "location", "order", "referral", "reaction"):
+    for name in ("context", "reply", "media", "location", "order", "reaction"):
         value = getattr(message, name)
         if value is not None:
             metadata[name] = dataclasses.asdict(value)
+    if message.referral is not None:  # every field Meta sent (ctwa_clid, media, welcome message...)
+        metadata["referral"] = dict(message.referral.raw)
     if message.contacts:
         metadata["contacts"] = [dataclasses.asdict(c) for c in message.contacts]
     if message.errors:
@@ -76,15 +93,24 @@ def rasa_metadata(message: wire.InboundMessage) -> Dict[str, Any]:
 
 
 def inbox_events(batch: wire.WebhookBatch) -> List[InboxEvent]:
-    """Everything a webhook carries goes through the inbox: recorded before the 200."""
+    """Everything a webhook carries goes through the inbox: recorded before the 200.
+    Events name the customer by BSUID when the webhook has it, else by number."""
     return (
-        [InboxEvent(m.id, "message", m.wa_id, m.envelope) for m in batch.messages]
-        + [InboxEvent(f"{s.message_id}:{s.status.value}", "status", s.recipient_id, s.source) for s in batch.statuses]
-        + [
-            InboxEvent(f"preference:{p.wa_id}:{p.timestamp}:{p.value}", "preference", p.wa_id, json.dumps(dataclasses.asdict(p)))
-            for p in batch.preferences
-        ]
+        [InboxEvent(m.id, "message", m.sender.key, m.envelope) for m in batch.messages]
+        + [InboxEvent(f"{s.message_id}:{s.status.value}", "status", s.recipient.key or s.message_id, s.source) for s in batch.statuses]
+        + [InboxEvent(p.event_id, "preference", p.customer.key, json.dumps(dataclasses.asdict(p))) for p in batch.preferences]
+        + [InboxEvent(c.event_id, "identity", c.current.key, json.dumps(dataclasses.asdict(c))) for c in batch.identity_changes]
     )
+
+
+def preference_of(payload: str) -> wire.MarketingPreference:
+    data = json.loads(payload)
+    return wire.MarketingPreference(**{**data, "customer": wire.Identity(**data["customer"])})
+
+
+def identity_change_of(payload: str) -> wire.IdentityChange:
+    data = json.loads(payload)
+    return wire.IdentityChange(**{**data, "previous": wire.Identity(**data["previous"]), "current": wire.Identity(**data["current"])})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,14 +153,16 @@ def read_webhook(body: bytes, signature_header: Optional[str], app_secret: str) 
         return WebhookVerdict(200, {"status": "ignored"})
     for note in batch.ignored:
         logger.warning("WhatsApp webhook: %s", note)
-    for error in batch.errors:
-        logger.error("WhatsApp reported error %s: %s %s", error.code, error.title or error.message, error.details)
+    for reported in batch.errors:
+        logger.error("WhatsApp reported error %s: %s %s", reported.code, reported.title or reported.message, reported.details)
     return WebhookVerdict(200, {"status": "ok"}, tuple(inbox_events(batch)))
 
 
-def apply_status(conn: Any, status: wire.Status) -> None:
+def apply_status(conn: Any, status: wire.Status, contact_id: str) -> None:
     error = status.errors[0] if status.errors else None
     messages.apply_status(
-        conn, status.message_id, status.status.value, float(status.timestamp or time.time()), status.recipient_id,
+        conn, status.message_id, status.status.value, float(status.timestamp or time.time()), contact_id,
         messages.SendFailure(error.code, error.title or error.message, error.details) if error else None,
+        messages.Delivery(status.recipient.wa_id, status.recipient.user_id, status.pricing_model, status.pricing_type,
+                          status.pricing_category),
     )

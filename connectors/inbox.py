@@ -8,6 +8,7 @@
   died (kill -9, crash, lost host) are taken over on start-up and periodically.
 """
 import asyncio
+import concurrent.futures
 import logging
 import os
 import socket
@@ -16,15 +17,16 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Deque, Dict, Iterable, List, Optional, Sequence, Set, Union
+from typing import Any, Awaitable, Callable, Coroutine, Deque, Dict, Iterable, List, Optional, Sequence, Set, TypeVar, Union
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from shop.db import insert, placeholder
+from shop.db import placeholder
 from shop.schema import inbox, workers
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 HEARTBEAT_SECONDS = 10.0
 DEAD_AFTER_SECONDS = 45.0
@@ -37,8 +39,8 @@ ORDER_WAIT_SECONDS = 60.0  # then an earlier event that is stuck no longer holds
 @dataclass(frozen=True)
 class InboxEvent:
     event_id: str
-    kind: str  # message | preference
-    wa_id: str
+    kind: str  # message | status | preference | identity
+    sender: str  # whom it is about, as the webhook names them (BSUID, else phone number)
     payload: str
 
 
@@ -47,7 +49,7 @@ class InboxItem:
     seq: int
     event_id: str
     kind: str
-    wa_id: str
+    sender: str
     payload: str
     attempts: int = 0  # > 0: processing started before, maybe partly done
 
@@ -75,10 +77,10 @@ def record(cursor: Any, dialect: str, events: Sequence[InboxEvent], owner: str, 
     mark = placeholder(dialect)
     row = "(" + ", ".join([mark] * 8) + ")"
     cursor.execute(
-        "INSERT INTO wa_inbox (event_id, kind, wa_id, payload, received_at, state, owner, attempts) "
+        "INSERT INTO wa_inbox (event_id, kind, sender, payload, received_at, state, owner, attempts) "
         f"VALUES {', '.join([row] * len(events))} "
         "ON CONFLICT (event_id) DO NOTHING RETURNING seq, event_id",
-        [v for e in events for v in (e.event_id, e.kind, e.wa_id, e.payload, now, "pending", owner, 0)],
+        [v for e in events for v in (e.event_id, e.kind, e.sender, e.payload, now, "pending", owner, 0)],
     )
     return in_order(events, {event_id: seq for seq, event_id in cursor.fetchall()})
 
@@ -88,7 +90,7 @@ def in_order(events: Sequence[InboxEvent], new: Dict[str, int]) -> List[InboxIte
     for event in events:
         seq = new.pop(event.event_id, None)  # pop: an id twice in one webhook counts once
         if seq is not None:
-            items.append(InboxItem(seq, event.event_id, event.kind, event.wa_id, event.payload))
+            items.append(InboxItem(seq, event.event_id, event.kind, event.sender, event.payload))
     return items
 
 
@@ -106,19 +108,19 @@ def start_attempt(
     process may be milliseconds later, and the inbox writer would wait for it."""
     m = placeholder(dialect)
     earlier_done = (
-        f" AND NOT EXISTS (SELECT 1 FROM wa_inbox AS earlier WHERE earlier.wa_id = {m}"
+        f" AND NOT EXISTS (SELECT 1 FROM wa_inbox AS earlier WHERE earlier.sender = {m}"
         f" AND earlier.state = 'pending' AND earlier.seq < {m})"
     )
     cursor.execute(
         f"UPDATE wa_inbox SET attempts = attempts + 1 WHERE seq = {m} AND state = 'pending' AND owner = {m}"
         + (earlier_done if keep_order else ""),
-        (item.seq, owner) + ((item.wa_id, item.seq) if keep_order else ()),
+        (item.seq, owner) + ((item.sender, item.seq) if keep_order else ()),
     )
     started = cursor.rowcount == 1
     cursor.execute(f"SELECT attempts FROM wa_inbox WHERE seq = {m} AND state = 'pending' AND owner = {m}", (item.seq, owner))
     row = cursor.fetchone()
     if started:
-        return InboxItem(item.seq, item.event_id, item.kind, item.wa_id, item.payload, row[0] - 1)
+        return InboxItem(item.seq, item.event_id, item.kind, item.sender, item.payload, row[0] - 1)
     # Not started but ours and pending: an earlier event of the customer comes first.
     return WAIT if keep_order and row is not None else None
 
@@ -196,7 +198,7 @@ def take_over_abandoned(conn: Connection, me: WorkerIdentity, now: float) -> Lis
         .where(inbox.c.state == "pending", inbox.c.owner == me.instance_id)
         .order_by(inbox.c.seq)
     )
-    return [InboxItem(r.seq, r.event_id, r.kind, r.wa_id, r.payload, r.attempts) for r in rows]
+    return [InboxItem(r.seq, r.event_id, r.kind, r.sender, r.payload, r.attempts) for r in rows]
 
 
 def pending_of(conn: Connection, me: WorkerIdentity, received_before: float) -> List[InboxItem]:
@@ -208,7 +210,7 @@ def pending_of(conn: Connection, me: WorkerIdentity, received_before: float) -> 
         .where(inbox.c.state == "pending", inbox.c.owner == me.instance_id, inbox.c.received_at < received_before)
         .order_by(inbox.c.seq)
     )
-    return [InboxItem(r.seq, r.event_id, r.kind, r.wa_id, r.payload, r.attempts) for r in rows]
+    return [InboxItem(r.seq, r.event_id, r.kind, r.sender, r.payload, r.attempts) for r in rows]
 
 
 def purge(cursor: Any, dialect: str, older_than: float, limit: int = 5000) -> int:
@@ -288,24 +290,24 @@ class Dispatcher:
             self._idle.clear()
             self.loop.call_soon_threadsafe(self._enqueue, items)
 
-    def run_coroutine(self, coroutine: Awaitable) -> "asyncio.Future":
+    def run_coroutine(self, coroutine: Coroutine[Any, Any, T]) -> "concurrent.futures.Future[T]":
         """Schedules work on the dispatcher's loop from another thread."""
         assert self.loop is not None
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop)  # type: ignore[arg-type]
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
 
     def _enqueue(self, items: List[InboxItem]) -> None:
         for item in items:
             if item.seq in self._queued:  # taken over while still queued here
                 continue
             self._queued.add(item.seq)
-            queue = self._queues.get(item.wa_id)
+            queue = self._queues.get(item.sender)
             if queue is None:
-                queue = self._queues[item.wa_id] = deque()
-                self.loop.create_task(self._drain(item.wa_id, queue))  # type: ignore[union-attr]
+                queue = self._queues[item.sender] = deque()
+                self.loop.create_task(self._drain(item.sender, queue))  # type: ignore[union-attr]
             queue.append(item)
         self._update_idle()
 
-    async def _drain(self, wa_id: str, queue: Deque[InboxItem]) -> None:
+    async def _drain(self, sender: str, queue: Deque[InboxItem]) -> None:
         try:
             while queue:
                 item = queue[0]
@@ -317,7 +319,7 @@ class Dispatcher:
                 queue.popleft()
                 self._queued.discard(item.seq)
         finally:
-            del self._queues[wa_id]
+            del self._queues[sender]
             self._update_idle()
 
     def _update_idle(self) -> None:

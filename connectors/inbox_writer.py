@@ -15,11 +15,11 @@ each can wait behind Rasa. The writer process has a GIL of its own.
   processes it.
 
 Protocol: one JSON line per request on the writer's stdin,
-`{"id": 7, "owner": "...", "now": 1700000000.0, "events": [[event_id, kind, wa_id, payload], ...]}`,
+`{"id": 7, "owner": "...", "now": 1700000000.0, "events": [[event_id, kind, sender, payload], ...]}`,
 one line per answer on its stdout, `{"id": 7, "new": [[seq, event_id], ...]}` or
 `{"id": 7, "error": "..."}`. A listening writer first says `{"listening": "host:port"}`
 (or `{"listening": null, "error": "..."}`), then reports every webhook it recorded,
-`{"received": [[seq, event_id, kind, wa_id, payload], ...]}`. The writer exits when its
+`{"received": [[seq, event_id, kind, sender, payload], ...]}`. The writer exits when its
 stdin closes (the server stopped or died).
 
 `InboxRecorder` is what the channel uses: the writer when it runs, otherwise (not started
@@ -229,7 +229,7 @@ async def serve_with_webhooks(url: str, listener: WebhookListener, owner: str) -
         await answer.prepare(request)
         await answer.write_eof()
         if items:
-            tell_server({"received": [[i.seq, i.event_id, i.kind, i.wa_id, i.payload] for i in items]})
+            tell_server({"received": [[i.seq, i.event_id, i.kind, i.sender, i.payload] for i in items]})
         return answer
 
     async def verify(request: web.Request) -> web.Response:
@@ -353,7 +353,7 @@ class InboxWriterProcess:
         self._waiting[request_id] = future
         line = json.dumps({
             "id": request_id, "owner": owner, "now": now,
-            "events": [[e.event_id, e.kind, e.wa_id, e.payload] for e in events],
+            "events": [[e.event_id, e.kind, e.sender, e.payload] for e in events],
         })
         try:
             # No drain: what the pipe cannot take yet waits in the transport's buffer,

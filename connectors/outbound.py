@@ -6,11 +6,12 @@ message is checked and recorded the same way.
 import functools
 import logging
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Set
 
-from connectors.graph_api import GraphApiClient, GraphApiError
+from connectors import wire
+from connectors.graph_api import MARKETING_BACKOFF_SECONDS, ErrorClass, GraphApiClient, GraphApiError
 from connectors.wire import read_receipt
-from shop import contacts, messages
+from shop import consent, contacts, messages, outbox
 from shop.db import Database
 
 logger = logging.getLogger(__name__)
@@ -18,8 +19,24 @@ logger = logging.getLogger(__name__)
 OUTSIDE_WINDOW = 131047
 
 
+DEFAULT_LATER_SECONDS = 60.0
+
+
 class OutsideWindow(GraphApiError):
     """Refused before calling Meta: Meta would answer 131047 anyway."""
+
+
+class Deferred(GraphApiError):
+    """Not sent now but kept: the message waits in the outbox (shop.outbox)."""
+
+
+def _defer(error: GraphApiError) -> bool:
+    """Errors after which the message waits in the outbox instead of failing: Meta's
+    "later" (rate quota, maintenance), and sending paused by an operator alert (the
+    message goes out once the operator fixed it)."""
+    if error.error_class is ErrorClass.RETRY_LATER:
+        return True
+    return error.error_class is ErrorClass.ALERT and error.local  # refused while paused
 
 
 def _kind(payload: Dict[str, Any]) -> str:
@@ -33,11 +50,19 @@ class WhatsAppSender:
     def __init__(self, client: GraphApiClient, db: Database) -> None:
         self.client = client
         self.db = db
+        self._waiting: Set[str] = set()  # contacts with messages in the outbox (this process)
+
+    async def address(self, contact_id: str) -> wire.To:
+        """Whom to send to for a contact: its phone number when known, else its BSUID
+        (a contact id of a conversation not from WhatsApp is used as it is)."""
+        phone, user_id = await self.db.read(contacts.address_of, contact_id)
+        return wire.Identity(user_id=user_id, wa_id=phone) if phone or user_id else contact_id
 
     async def send(
         self,
         payload: Dict[str, Any],
         *,
+        contact_id: str,
         origin: str = "bot",
         in_reply_to: Optional[str] = None,
         seq: Optional[int] = None,
@@ -49,33 +74,90 @@ class WhatsAppSender:
         Free-form messages outside the customer's 24-hour window are refused here.
         `window_opened_at` is the customer's last message time if the caller knows it
         (a reply to a message it is handling); otherwise it is read from the store.
-        Raises GraphApiError (OutsideWindow included) after recording the failure.
+        A message Meta says to send later, or one that meets paused sending, goes to
+        the durable outbox (raises Deferred); so do later messages to that contact,
+        behind it. 131050 records the customer's marketing opt-out, 131049 their 24-hour
+        marketing back-off. Raises GraphApiError (OutsideWindow, Deferred included)
+        after recording the failure.
         """
-        wa_id = str(payload["to"])
         kind = _kind(payload)
-        record = dict(origin=origin, in_reply_to=in_reply_to, seq=seq, broadcast_id=broadcast_id)
+        record: Dict[str, Any] = dict(origin=origin, in_reply_to=in_reply_to, seq=seq, broadcast_id=broadcast_id)
         try:
             if kind != "template":
                 if window_opened_at is None:
-                    window_opened_at = await self.db.read(contacts.last_inbound_at, wa_id)
+                    window_opened_at = await self.db.read(contacts.last_inbound_at, contact_id)
                 if not contacts.window_open(window_opened_at, time.time()):
                     raise OutsideWindow(
                         OUTSIDE_WINDOW,
                         "not sent: more than 24 hours since the customer's last message; only templates are allowed",
+                        local=True, error_class=ErrorClass.NEVER_RETRY,
                     )
+            if contact_id in self._waiting:
+                raise Deferred(0, "earlier messages to this customer wait in the outbox", local=True,
+                               error_class=ErrorClass.RETRY_LATER, retry_after=0.0)
             message_id = await self.client.send(payload)
         except GraphApiError as error:
+            if _defer(error):
+                await self._defer(payload, contact_id, kind, error, record)
+                if isinstance(error, Deferred):
+                    raise
+                raise Deferred(error.code, f"queued in the outbox: {error}", local=True,
+                               error_class=ErrorClass.RETRY_LATER, retry_after=error.retry_after) from error
             failure = messages.SendFailure(error.code, str(error), error.details)
-            await self.db.run(messages.record_failure, wa_id, kind, failure, **record)
-            logger.error("WhatsApp %s message to %s failed: %s", kind, wa_id, error)
+            await self.db.run(self._record_failure, contact_id, kind, failure, error, record)
+            logger.error("WhatsApp %s message to %s failed: %s", kind, contact_id, error)
             raise
-        await self.db.run_cursor(functools.partial(messages.record_sent, **record), message_id, wa_id, kind)
+        await self.db.run_cursor(functools.partial(messages.record_sent, **record), message_id, contact_id, kind)
         return message_id
 
-    async def refuse_invalid(self, wa_id: str, reason: str, **record: Any) -> None:
+    @staticmethod
+    def _record_failure(conn: Any, contact_id: str, kind: str, failure: messages.SendFailure, error: GraphApiError,
+                        record: Dict[str, Any]) -> None:
+        messages.record_failure(conn, contact_id, kind, failure, **record)
+        if error.error_class is ErrorClass.MARKETING_OPT_OUT:  # 131050: they stopped marketing in WhatsApp
+            consent.opt_out(conn, contact_id, "whatsapp_131050", None, failure.title)
+        elif error.error_class is ErrorClass.MARKETING_BACKOFF:  # 131049: Meta's per-user marketing cap
+            consent.back_off_marketing(conn, contact_id, time.time() + (error.retry_after or MARKETING_BACKOFF_SECONDS))
+
+    async def _defer(self, payload: Dict[str, Any], contact_id: str, kind: str, error: GraphApiError,
+                     record: Dict[str, Any]) -> None:
+        not_before = time.time() + (error.retry_after if error.retry_after is not None else DEFAULT_LATER_SECONDS)
+        await self.db.run(outbox.defer, contact_id, payload, kind, str(error), not_before, **record)
+        self._waiting.add(contact_id)
+        logger.warning("WhatsApp %s message to %s waits in the outbox: %s", kind, contact_id, error)
+
+    async def flush_outbox(self, owner: str) -> int:
+        """Sends what is due in the outbox (a loop calls this every few seconds); returns
+        how many went out. While sending is paused nothing is counted as an attempt."""
+        now = time.time()
+        due = await self.db.run(outbox.claim_due, owner, now)
+        done = 0
+        for item in due:
+            try:
+                if not item.kind == "template":
+                    opened = await self.db.read(contacts.last_inbound_at, item.contact_id)
+                    if not contacts.window_open(opened, time.time()):
+                        raise OutsideWindow(OUTSIDE_WINDOW, "not sent: the 24-hour window closed while the message waited",
+                                            local=True, error_class=ErrorClass.NEVER_RETRY)
+                message_id = await self.client.send(item.payload)
+            except GraphApiError as error:
+                if _defer(error) and (item.attempts + 1 < outbox.MAX_ATTEMPTS or error.local):
+                    later = time.time() + (error.retry_after if error.retry_after is not None else DEFAULT_LATER_SECONDS)
+                    await self.db.run(outbox.again_later, item, str(error), later, not error.local)
+                    continue
+                failure = messages.SendFailure(error.code, str(error), error.details)
+                await self.db.run(outbox.failed, item, failure, time.time())
+                logger.error("WhatsApp %s message to %s from the outbox failed: %s", item.kind, item.contact_id, error)
+                continue
+            await self.db.run(outbox.sent, item, message_id, time.time())
+            done += 1
+        self._waiting = set(await self.db.read(outbox.waiting_contacts))
+        return done
+
+    async def refuse_invalid(self, contact_id: str, reason: str, **record: Any) -> None:
         """A message that breaks Meta's limits is not sent at all (Meta would answer 100)."""
         failure = messages.SendFailure(100, f"invalid message, not sent: {reason}")
-        await self.db.run(messages.record_failure, wa_id, "invalid", failure, **record)
+        await self.db.run(messages.record_failure, contact_id, "invalid", failure, **record)
 
     async def mark_as_read(self, message_id: str, typing: bool = False) -> None:
         try:

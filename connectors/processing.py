@@ -13,7 +13,10 @@ from rasa.core.channels.channel import OutputChannel, UserMessage
 from rasa.shared.core.events import UserUttered
 
 from connectors import inbox, wire
-from connectors.inbound import KEYWORD_ACTIONS, KEYWORD_INTENTS, apply_status, consent_keyword, rasa_metadata, rasa_text
+from connectors.inbound import (
+    KEYWORD_ACTIONS, KEYWORD_INTENTS, apply_status, consent_keyword, identifiers, identity_change_of, preference_of,
+    rasa_metadata, rasa_text,
+)
 from connectors.inbox import Dispatcher, InboxItem, WorkerIdentity
 from connectors.outbound import WhatsAppSender
 from rasa_plugins import conversation_store
@@ -21,6 +24,9 @@ from shop import consent, contacts, gdpr, handoffs, messages
 from shop.db import Database, cursor_of
 
 logger = logging.getLogger(__name__)
+
+OUTBOX_SECONDS = 5.0
+MEDIA_URLS_KEPT = 1000
 
 
 class EventProcessor:
@@ -46,6 +52,7 @@ class EventProcessor:
         self.mark_as_read = mark_as_read
         self.public_url = public_url
         self._frozen_agent: Any = None
+        self._media_urls: Dict[str, str] = {}
 
     async def maintain(self, dispatcher: Dispatcher) -> None:
         """Heartbeat, take over events of workers that died (ours after a restart), and
@@ -67,6 +74,26 @@ class EventProcessor:
             except Exception:
                 logger.exception("Inbox maintenance failed; will retry")
             await asyncio.sleep(inbox.HEARTBEAT_SECONDS)
+
+    async def work_off_outbox(self, every: float = OUTBOX_SECONDS) -> None:
+        """Sends what waits in the durable outbox once it is due (shop.outbox)."""
+        while True:
+            try:
+                await self.sender.flush_outbox(self.me.instance_id)
+            except Exception:
+                logger.exception("Working off the outbox failed; will retry")
+            await asyncio.sleep(every)
+
+    def media_url(self, media_id: str) -> Optional[str]:
+        """The download URL a webhook gave for a customer's photo or file (valid for
+        minutes; the Graph API client fetches a fresh one when it has expired)."""
+        return self._media_urls.get(media_id)
+
+    def _remember_media(self, message: wire.InboundMessage) -> None:
+        if message.media is not None and message.media.url:
+            self._media_urls[message.media.id] = message.media.url
+            while len(self._media_urls) > MEDIA_URLS_KEPT:
+                self._media_urls.pop(next(iter(self._media_urls)))
 
     async def _wait_for_agent(self) -> Any:
         """No model loaded yet (or loading failed): keep events pending, never drop them."""
@@ -93,17 +120,21 @@ class EventProcessor:
             await self.db.run(self._store_status, item)
             return
         message = wire.parse_envelope(item.payload) if item.kind == "message" else None
-        agent = await self._wait_for_agent() if message is not None else None
+        agent = await self._wait_for_agent() if item.kind in ("message", "identity") else None
         while True:
             begun = await self._begin(item, message)
             if begun is None:
                 return  # done meanwhile, or another worker owns it now
-            attempt, with_people = begun
+            attempt, contact = begun
             try:
-                if message is None:
-                    await self._process_preference(wire.MarketingPreference(**json.loads(attempt.payload)))
-                else:
-                    await self._process_message(message, attempt.attempts, agent, with_people)
+                if item.kind == "preference":
+                    await self._process_preference(preference_of(attempt.payload))
+                elif item.kind == "identity":
+                    await self._change_identity(agent, identity_change_of(attempt.payload))
+                elif message is not None and message.identity_change() is not None:
+                    await self._change_identity(agent, message.identity_change())  # type: ignore[arg-type]
+                elif message is not None and contact is not None:
+                    await self._process_message(message, attempt.attempts, agent, *contact)
             except Exception as error:
                 logger.exception("WhatsApp event %s failed (attempt %d)", attempt.event_id, attempt.attempts + 1)
                 if attempt.attempts + 1 >= inbox.MAX_ATTEMPTS:
@@ -117,56 +148,83 @@ class EventProcessor:
             await self.db.run_cursor(inbox.finish, attempt.seq)
             return
 
-    async def _begin(self, item: InboxItem, message: Optional[wire.InboundMessage]) -> Optional[Tuple[InboxItem, bool]]:
-        """Starts an attempt once every earlier event of the customer is done. Also tells
-        whether people have the chat (an open handoff)."""
+    async def _begin(
+        self, item: InboxItem, message: Optional[wire.InboundMessage]
+    ) -> Optional[Tuple[InboxItem, Optional[Tuple[str, bool]]]]:
+        """Starts an attempt once every earlier event of the customer is done. For a
+        customer's message also finds (or creates) the contact and tells whether people
+        have the chat (an open handoff)."""
         loop = asyncio.get_running_loop()
         deadline, delay = loop.time() + inbox.ORDER_WAIT_SECONDS, 0.01
+        dialogue = message is not None and message.identity_change() is None
         while True:
             keep_order = loop.time() < deadline
             if not keep_order:
                 logger.warning("Earlier events of %s still pending after %.0fs; processing %s anyway",
-                               item.wa_id, inbox.ORDER_WAIT_SECONDS, item.event_id)
-            attempt = await self.db.run_cursor(self._start_attempt, item, message, keep_order)
-            if isinstance(attempt, tuple):
-                attempt, with_people, new_contact = attempt
-                if new_contact and message is not None:  # created once, with its label
-                    await self.db.run(contacts.touch_inbound, message.wa_id, message.profile_name, float(message.timestamp or time.time()))
-                return attempt, with_people
-            if attempt != inbox.WAIT:
-                return attempt  # type: ignore[return-value]
+                               item.sender, inbox.ORDER_WAIT_SECONDS, item.event_id)
+            started = await self.db.run_cursor(self._start_attempt, item, message if dialogue else None, keep_order)
+            if isinstance(started, tuple):
+                attempt, contact_id, with_people = started
+                if contact_id is None and dialogue:  # a new customer, a new identifier, or two contacts to merge
+                    contact_id, with_people = await self._resolve(message)  # type: ignore[arg-type]
+                return attempt, (contact_id, with_people) if contact_id is not None else None
+            if started != inbox.WAIT:
+                return None  # done meanwhile, or another worker's now
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.5)
 
+    async def _resolve(self, message: wire.InboundMessage) -> Tuple[str, bool]:
+        at = float(message.timestamp or time.time())
+        resolution = await self.db.run(contacts.resolve, identifiers(message.sender), at)
+        for other in resolution.merged:
+            await self._merge_conversations(await self._wait_for_agent(), other, resolution.contact_id)
+        with_people = await self.db.read(lambda conn: handoffs.open_handoff(conn, resolution.contact_id) is not None)
+        return resolution.contact_id, with_people
+
+    async def _merge_conversations(self, agent: Any, other: str, survivor: str) -> None:
+        """Two contacts turned out to be one customer: the other's conversation joins
+        the survivor's (the shop records were merged by contacts.resolve)."""
+        first, second = sorted((other, survivor))
+        async with agent.lock_store.lock(first), agent.lock_store.lock(second):
+            moved = await asyncio.get_running_loop().run_in_executor(
+                None, conversation_store.move_in_store, agent.tracker_store, other, survivor)
+        logger.info("Merged contact %s into %s (%s tracker events moved)", other, survivor, moved)
+
     @staticmethod
     def _store_status(conn: Any, item: InboxItem) -> None:
+        """Matched by message id (the recipient's number is absent after a send to a
+        BSUID); a status that arrives before the send was recorded is matched by the
+        recipient's identifiers."""
         status = wire.parse_status(json.loads(item.payload))
-        if contacts.exists(conn, status.recipient_id, lock=True):
-            apply_status(conn, status)
+        contact_id = messages.contact_of(conn, status.message_id) or contacts.find_active(conn, identifiers(status.recipient))
+        if contact_id is not None and contacts.exists(conn, contact_id, lock=True):
+            apply_status(conn, status, contact_id)
             inbox.finish(*cursor_of(conn), item.seq)
         else:
             # For a contact erased meanwhile (statuses of the last answer arrive after
-            # the erasure): nothing to store, and the event itself holds their number.
+            # the erasure): nothing to store, and the event itself names them.
             inbox.forget(*cursor_of(conn), item.seq)
 
     def _start_attempt(
         self, cursor: Any, dialect: str, item: InboxItem, message: Optional[wire.InboundMessage], keep_order: bool
-    ) -> Union[Tuple[InboxItem, bool, bool], None, str]:
-        """The attempt, the contact's last message (24-hour window), whether an agent has
-        the chat, and whether the contact is new. A few raw statements: this runs for
-        every message on the database thread that also records webhooks before they
-        are acknowledged."""
+    ) -> Union[Tuple[InboxItem, Optional[str], bool], None, str]:
+        """The attempt and, for a customer's message of a known customer, their contact
+        (touched: the 24-hour window) and whether an agent has the chat. A few raw
+        statements: this runs for every message on the database thread that also
+        records webhooks before they are acknowledged."""
         attempt = inbox.start_attempt(cursor, dialect, item, self.me.instance_id, keep_order)
         if not isinstance(attempt, InboxItem):
             return attempt
-        new_contact = message is not None and not contacts.touch_known(
-            cursor, dialect, message.wa_id, message.profile_name, float(message.timestamp or time.time())
-        )
-        return attempt, handoffs.has_open_handoff(cursor, dialect, item.wa_id), new_contact
+        if message is None:
+            return attempt, None, False
+        contact_id = contacts.find_known(cursor, dialect, identifiers(message.sender), float(message.timestamp or time.time()))
+        return attempt, contact_id, contact_id is not None and handoffs.has_open_handoff(cursor, dialect, contact_id)
 
-    async def _process_message(self, message: wire.InboundMessage, earlier_attempts: int, agent: Any, with_people: bool) -> None:
+    async def _process_message(
+        self, message: wire.InboundMessage, earlier_attempts: int, agent: Any, contact_id: str, with_people: bool
+    ) -> None:
         try:
-            await self._answer(message, earlier_attempts, agent)
+            await self._answer(message, earlier_attempts, agent, contact_id)
         finally:
             # Blue ticks after the answer: the read receipt is one more Graph API call,
             # and the answer should not wait for it. While people have the chat, the
@@ -174,104 +232,126 @@ class EventProcessor:
             if self.mark_as_read and not with_people:
                 asyncio.get_running_loop().create_task(self.sender.mark_as_read(message.id))
 
-    async def _answer(self, message: wire.InboundMessage, earlier_attempts: int, agent: Any) -> None:
+    async def _answer(self, message: wire.InboundMessage, earlier_attempts: int, agent: Any, contact_id: str) -> None:
+        self._remember_media(message)
         keyword = consent_keyword(message)
         text = KEYWORD_INTENTS[keyword.action] if keyword else rasa_text(message)
         if text is None:
             logger.debug("WhatsApp %s message %s is not part of the dialogue", message.raw_type, message.id)
             return
-        metadata = rasa_metadata(message)
+        metadata = rasa_metadata(message, contact_id)
         if keyword:
             metadata["consent_keyword"] = dataclasses.asdict(keyword)
         skip: FrozenSet[int] = frozenset()
         if earlier_attempts:  # processing started before a crash: do not answer twice
-            if await self._already_in_tracker(agent, message):
+            if await self._already_in_tracker(agent, contact_id, message):
                 return
             skip = frozenset(await self.db.read(messages.sent_positions, message.id))
-        output = self._output(in_reply_to=message.id, window_opened_at=float(message.timestamp or time.time()), skip_positions=skip)
+        # The number the message came from is the one to answer; without one (a
+        # username customer) the contact's known number, else its BSUID (looked up).
+        output = self._output(
+            in_reply_to=message.id, window_opened_at=float(message.timestamp or time.time()), skip_positions=skip,
+            address=message.sender if message.sender.wa_id else None,
+        )
         await self._on_new_message(  # type: ignore[misc]
-            UserMessage(text, output, message.wa_id, input_channel=self.channel, message_id=message.id, metadata=metadata)
+            UserMessage(text, output, contact_id, input_channel=self.channel, message_id=message.id, metadata=metadata)
         )
         if keyword:
-            await self._run_if_paused(agent, message.wa_id, KEYWORD_ACTIONS[keyword.action], output)
+            await self._run_if_paused(agent, contact_id, KEYWORD_ACTIONS[keyword.action], output)
         for request in output.after_turn:
-            await (self._erase if request == "erase" else self._export)(agent, message.wa_id, output)
+            await (self._erase if request == "erase" else self._export)(agent, contact_id, output)
 
     @staticmethod
-    async def _run_if_paused(agent: Any, wa_id: str, action: str, output: OutputChannel) -> None:
+    async def _run_if_paused(agent: Any, contact_id: str, action: str, output: OutputChannel) -> None:
         """Rasa ignores messages while a conversation is paused (a person has it); STOP
         and START must still work, so the channel runs their action itself."""
         from rasa.core.policies.policy import PolicyPrediction  # imports TensorFlow: only when needed
 
-        async with agent.lock_store.lock(wa_id):
-            tracker = await agent.tracker_store.retrieve(wa_id)
+        async with agent.lock_store.lock(contact_id):
+            tracker = await agent.tracker_store.retrieve(contact_id)
             if tracker is not None and tracker.is_paused():
                 prediction = PolicyPrediction.for_action_name(agent.domain, action)
-                await agent.processor.execute_action(wa_id, action, output, agent.nlg, prediction)
+                await agent.processor.execute_action(contact_id, action, output, agent.nlg, prediction)
 
-    async def _export(self, agent: Any, wa_id: str, output: Any) -> None:
+    async def _export(self, agent: Any, contact_id: str, output: Any) -> None:
         """GDPR export: everything held on the contact, as a JSON file behind a link that
         works for 24 hours, sent as a document."""
-        tracker = await agent.tracker_store.retrieve_full_tracker(wa_id)
+        tracker = await agent.tracker_store.retrieve_full_tracker(contact_id)
         events = [event.as_dict() for event in tracker.events] if tracker else []
-        data = await self.db.run(gdpr.export, wa_id, events)
+        data = await self.db.run(gdpr.export, contact_id, events)
         name = await asyncio.get_running_loop().run_in_executor(None, gdpr.write_export, data)
         link = f"{self.public_url.rstrip('/')}/webhooks/whatsapp/exports/{name}"
-        await output.send_attachment(wa_id, {"type": "document", "link": link, "filename": f"loop-and-thread-data-{wa_id}.json"})
+        await output.send_attachment(contact_id, {"type": "document", "link": link, "filename": "loop-and-thread-data.json"})
 
-    async def _erase(self, agent: Any, wa_id: str, output: Any) -> None:
+    async def _erase(self, agent: Any, contact_id: str, output: Any) -> None:
         """GDPR erasure, after the confirming turn has been saved: the tracker's events
-        and everything in the shop database (see shop.gdpr for what is kept)."""
-        async with agent.lock_store.lock(wa_id):
-            erased = conversation_store.erase_from_store(agent.tracker_store, wa_id)
+        and everything in the shop database, under every identifier the customer had
+        (see shop.gdpr for what is kept)."""
+        async with agent.lock_store.lock(contact_id):
+            erased = conversation_store.erase_from_store(agent.tracker_store, contact_id)
             if erased is None:
-                logger.error("Cannot erase %s: tracker store %s not supported", wa_id, type(agent.tracker_store).__name__)
-            counts = await self.db.run(gdpr.erase, wa_id, time.time())
+                logger.error("Cannot erase %s: tracker store %s not supported", contact_id, type(agent.tracker_store).__name__)
+            counts = await self.db.run(gdpr.erase, contact_id, time.time())
         logger.info("Erased the data of a contact on request: %s tracker events, %s", erased, counts)
 
     @staticmethod
-    async def _already_in_tracker(agent: Any, message: wire.InboundMessage) -> bool:
-        tracker = await agent.tracker_store.retrieve(message.wa_id)
+    async def _already_in_tracker(agent: Any, contact_id: str, message: wire.InboundMessage) -> bool:
+        tracker = await agent.tracker_store.retrieve(contact_id)
         return tracker is not None and any(
             isinstance(e, UserUttered) and e.message_id == message.id for e in tracker.events
         )
 
     async def _process_preference(self, preference: wire.MarketingPreference) -> None:
-        """The customer tapped Stop/Resume on a marketing message inside WhatsApp."""
+        """The customer tapped Stop/Resume on a marketing message inside WhatsApp (the
+        entry may carry only the BSUID)."""
         if preference.category != "marketing_messages" or preference.value not in ("stop", "resume"):
-            logger.warning("Ignoring user preference %s=%s of %s", preference.category, preference.value, preference.wa_id)
+            logger.warning("Ignoring user preference %s=%s of %s", preference.category, preference.value, preference.customer.key)
             return
         change = consent.opt_out if preference.value == "stop" else consent.opt_in
         at = float(preference.timestamp or time.time())
-        await self.db.run(change, preference.wa_id, "user_preferences", None, preference.detail, at)
+
+        def record(conn: Any) -> None:
+            contact_id = contacts.resolve(conn, identifiers(preference.customer), at, inbound=False).contact_id
+            change(conn, contact_id, "user_preferences", None, preference.detail, at)
+
+        await self.db.run(record)
+
+    async def _change_identity(self, agent: Any, change: wire.IdentityChange) -> None:
+        """The customer's number or BSUID changed: the new identifiers join the same
+        contact, so conversation, consent, labels and handoff follow."""
+        at = float(change.timestamp or time.time())
+        resolution = await self.db.run(contacts.apply_change, identifiers(change.previous), identifiers(change.current), at)
+        for other in resolution.merged:
+            await self._merge_conversations(agent, other, resolution.contact_id)
+        logger.info("WhatsApp %s: contact %s now known by %s", change.kind, resolution.contact_id, change.current.key)
 
     # -- for the agent desk (run on the dispatcher's loop, like Rasa's own processing) --
 
-    async def history(self, wa_id: str) -> List[Dict[str, Any]]:
+    async def history(self, contact_id: str) -> List[Dict[str, Any]]:
         """The whole conversation as the desk shows it: customer, bot and agent turns."""
         agent = await self._wait_for_agent()
-        tracker = await agent.tracker_store.retrieve_full_tracker(wa_id)
+        tracker = await agent.tracker_store.retrieve_full_tracker(contact_id)
         return [entry for entry in map(history_entry, tracker.events if tracker else []) if entry]
 
-    async def log_agent_message(self, wa_id: str, text: str, agent_name: str) -> None:
+    async def log_agent_message(self, contact_id: str, text: str, agent_name: str) -> None:
         """An agent's reply becomes part of the conversation, like the bot's messages."""
         from rasa.shared.core.events import BotUttered
 
-        await self._append(wa_id, BotUttered(text, metadata={"agent": agent_name}))
+        await self._append(contact_id, BotUttered(text, metadata={"agent": agent_name}))
 
-    async def resume(self, wa_id: str) -> None:
+    async def resume(self, contact_id: str) -> None:
         """The bot answers this customer again (ConversationResumed)."""
         from rasa.shared.core.events import ActionExecuted, ConversationResumed
         from rasa.shared.core.constants import ACTION_LISTEN_NAME
 
         # Rasa stops a paused turn without its closing action_listen; without one the
         # policies would read the customer's next message as part of the handoff turn.
-        await self._append(wa_id, ConversationResumed(), ActionExecuted(ACTION_LISTEN_NAME))
+        await self._append(contact_id, ConversationResumed(), ActionExecuted(ACTION_LISTEN_NAME))
 
-    async def _append(self, wa_id: str, *events: Any) -> None:
+    async def _append(self, contact_id: str, *events: Any) -> None:
         agent = await self._wait_for_agent()
-        async with agent.lock_store.lock(wa_id):
-            tracker = await agent.tracker_store.get_or_create_tracker(wa_id, append_action_listen=False)
+        async with agent.lock_store.lock(contact_id):
+            tracker = await agent.tracker_store.get_or_create_tracker(contact_id, append_action_listen=False)
             for event in events:
                 tracker.update(event)
             await agent.tracker_store.save(tracker)

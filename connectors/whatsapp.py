@@ -24,7 +24,7 @@ import logging
 import os
 import sys
 import time
-from typing import Any, Awaitable, Callable, Dict, FrozenSet, List, Optional, Text
+from typing import Any, Awaitable, Callable, Coroutine, Dict, FrozenSet, List, Optional, Text
 
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
 from rasa.shared.exceptions import RasaException
@@ -38,7 +38,7 @@ from connectors.inbox import Dispatcher, WorkerIdentity
 from connectors.inbox_writer import InboxRecorder, WebhookListener
 from connectors.outbound import WhatsAppSender
 from connectors.processing import EventProcessor
-from shop import gdpr
+from shop import gdpr, outbox
 from shop.db import Database, get_database
 
 logger = logging.getLogger(__name__)
@@ -47,6 +47,9 @@ CHANNEL = "whatsapp"
 DEFAULT_LIST_LABEL = "Options"
 DEFAULT_BUTTONS_BODY = "Please choose:"
 ACK_SWITCH_INTERVAL = 0.0002  # seconds; see WhatsAppInput._start
+# Graph API versions expire about two years after release; v25.0 runs until 2028-07-29
+# (v21.0, the earlier default, expires on 2027-01-21). README: "Graph API version".
+DEFAULT_API_VERSION = "v25.0"
 
 # --------------------------------------------------------------------- Rasa -> WhatsApp
 
@@ -55,7 +58,9 @@ class WhatsAppOutput(OutputChannel):
     """Sends Rasa responses as WhatsApp messages.
 
     One instance per handled customer message: it knows which message it answers (for
-    idempotent re-processing) and when the customer wrote (the 24-hour window).
+    idempotent re-processing) and when the customer wrote (the 24-hour window). Rasa's
+    recipient id is the contact id; the message goes `to` the customer's number when
+    known, else to their BSUID (`address`, else looked up once).
     """
 
     @classmethod
@@ -69,8 +74,10 @@ class WhatsAppOutput(OutputChannel):
         window_opened_at: Optional[float] = None,
         skip_positions: FrozenSet[int] = frozenset(),
         origin: str = "bot",
+        address: Optional[wire.Identity] = None,
     ) -> None:
         self.sender = sender
+        self.address = address
         self.in_reply_to = in_reply_to
         self.window_opened_at = window_opened_at
         self.skip_positions = skip_positions
@@ -79,14 +86,20 @@ class WhatsAppOutput(OutputChannel):
         # Work an action asked for once the turn is over (GDPR export / erasure).
         self.after_turn: List[str] = []
 
-    async def _deliver(self, recipient_id: Text, build: Callable[[], Dict[str, Any]]) -> None:
+    async def _deliver(self, recipient_id: Text, build: Callable[[wire.To], Dict[str, Any]]) -> None:
         """Builds and sends one message. Failures are recorded and logged by the sender;
         one failed message must not abort the rest of the bot's turn."""
         self._position += 1
         if self._position in self.skip_positions:  # already sent before a restart
             return
+        if self.address is None:
+            to: wire.To = await self.sender.address(recipient_id)
+            if isinstance(to, wire.Identity):
+                self.address = to
+        else:
+            to = self.address
         try:
-            payload = build()
+            payload = build(to)
         except ValueError as error:
             logger.error("Not sending an invalid WhatsApp message: %s", error)
             await self.sender.refuse_invalid(
@@ -95,7 +108,7 @@ class WhatsAppOutput(OutputChannel):
             return
         try:
             await self.sender.send(
-                payload, origin=self.origin, in_reply_to=self.in_reply_to, seq=self._position,
+                payload, contact_id=recipient_id, origin=self.origin, in_reply_to=self.in_reply_to, seq=self._position,
                 window_opened_at=self.window_opened_at,
             )
         except GraphApiError:
@@ -109,22 +122,21 @@ class WhatsAppOutput(OutputChannel):
         extra = {"buttons", "quick_replies", "custom", "attachment", "elements"}
         text, image = message.get("text"), message.get("image")
         if image and text and len(text) <= wire.CAPTION_MAX and not extra & {k for k, v in message.items() if v}:
-            await self._deliver(recipient_id, lambda: wire.media_message(recipient_id, "image", image, caption=text))
+            await self._deliver(recipient_id, lambda to: wire.media_message(to, "image", image, caption=text))
             return
         await super().send_response(recipient_id, message)
 
     async def send_text_message(self, recipient_id: Text, text: Text, **kwargs: Any) -> None:
         for chunk in wire.split_text(text):
-            await self._deliver(recipient_id, lambda chunk=chunk: wire.text_message(recipient_id, chunk))
+            await self._deliver(recipient_id, functools.partial(wire.text_message, body=chunk))
 
     async def send_text_with_buttons(
         self, recipient_id: Text, text: Text, buttons: List[Dict[Text, Any]], **kwargs: Any
     ) -> None:
-        """<= 3 buttons: reply buttons. More, or rows with descriptions: list message(s)."""
-        chunks = wire.split_text(text or DEFAULT_BUTTONS_BODY, wire.INTERACTIVE_BODY_MAX)
-        for chunk in chunks[:-1]:
-            await self._deliver(recipient_id, lambda chunk=chunk: wire.text_message(recipient_id, chunk))
-        body = chunks[-1]
+        """<= 3 buttons with titles that stay distinct within 20 characters: reply
+        buttons. More, rows with descriptions, or titles that would read the same
+        (Meta refuses those): list message(s), whose rows have 24 characters and a
+        description."""
         rows = [
             wire.Row(
                 str(b.get("payload") or b.get("title")),
@@ -133,15 +145,26 @@ class WhatsAppOutput(OutputChannel):
             )
             for b in buttons
         ]
-        if len(rows) <= wire.REPLY_BUTTONS_MAX and not any(r.description for r in rows):
-            await self._deliver(recipient_id, lambda: wire.reply_buttons_message(recipient_id, body, [(r.id, r.title) for r in rows]))
+        as_buttons = (
+            len(rows) <= wire.REPLY_BUTTONS_MAX and not any(r.description for r in rows)
+            and wire.button_titles_unique([r.title for r in rows])
+        )
+        chunks = wire.split_text(text or DEFAULT_BUTTONS_BODY, wire.INTERACTIVE_BODY_MAX if as_buttons else wire.LIST_BODY_MAX)
+        for chunk in chunks[:-1]:
+            await self._deliver(recipient_id, functools.partial(wire.text_message, body=chunk))
+        body = chunks[-1]
+        if as_buttons:
+            await self._deliver(recipient_id, lambda to: wire.reply_buttons_message(to, body, [(r.id, r.title) for r in rows]))
             return
+        if len(rows) <= wire.REPLY_BUTTONS_MAX and not any(r.description for r in rows):
+            # Titles that read the same as buttons: the full title as the description.
+            rows = [wire.Row(r.id, r.title, r.title if len(r.title) > wire.LIST_ROW_TITLE_MAX else "") for r in rows]
         label = kwargs.get("button_label") or DEFAULT_LIST_LABEL
         pages = [rows[i : i + wire.LIST_ROWS_MAX] for i in range(0, len(rows), wire.LIST_ROWS_MAX)]
         for number, page in enumerate(pages, 1):
             page_body = body if number == 1 else f"More options ({number}/{len(pages)})"
             section = wire.Section(kwargs.get("section_title", ""), tuple(page))
-            await self._deliver(recipient_id, lambda b=page_body, s=section: wire.list_message(recipient_id, b, label, [s]))
+            await self._deliver(recipient_id, functools.partial(wire.list_message, body=page_body, button_label=label, sections=[section]))
 
     async def send_quick_replies(
         self, recipient_id: Text, text: Text, quick_replies: List[Dict[Text, Any]], **kwargs: Any
@@ -149,7 +172,7 @@ class WhatsAppOutput(OutputChannel):
         await self.send_text_with_buttons(recipient_id, text, quick_replies, **kwargs)
 
     async def send_image_url(self, recipient_id: Text, image: Text, **kwargs: Any) -> None:
-        await self._deliver(recipient_id, lambda: wire.media_message(recipient_id, "image", image))
+        await self._deliver(recipient_id, lambda to: wire.media_message(to, "image", image))
 
     async def send_attachment(self, recipient_id: Text, attachment: Any, **kwargs: Any) -> None:
         if isinstance(attachment, dict):
@@ -158,13 +181,13 @@ class WhatsAppOutput(OutputChannel):
             filename = str(attachment.get("filename", ""))
         else:
             link, kind, filename = str(attachment), "document", ""
-        await self._deliver(recipient_id, lambda: wire.media_message(recipient_id, kind, link, filename=filename))
+        await self._deliver(recipient_id, lambda to: wire.media_message(to, kind, link, filename=filename))
 
     async def send_custom_json(self, recipient_id: Text, json_message: Dict[Text, Any], **kwargs: Any) -> None:
         """`custom` responses are WhatsApp message objects (optionally under a
         `whatsapp` key): products, product lists, catalogs, templates, locations..."""
         message = json_message.get(CHANNEL, json_message)
-        await self._deliver(recipient_id, lambda: wire.custom_message(recipient_id, message))
+        await self._deliver(recipient_id, lambda to: wire.custom_message(to, message))
 
 
 # --------------------------------------------------------------------- the input channel
@@ -199,7 +222,7 @@ class WhatsAppSettings:
             graph=GraphApiConfig(
                 access_token=str(credentials["access_token"]),
                 phone_number_id=str(credentials["phone_number_id"]),
-                api_version=str(credentials.get("api_version") or "v21.0"),
+                api_version=str(credentials.get("api_version") or DEFAULT_API_VERSION),
                 base_url=str(credentials.get("graph_api_url") or "https://graph.facebook.com"),
                 timeout=float(credentials.get("timeout") or 10.0),
             ),
@@ -281,8 +304,16 @@ class WhatsAppInput(InputChannel):
 
         @webhook.get("/")
         async def health(request: Request) -> HTTPResponse:
+            """Model loaded? Sending paused by an operator alert (token, permissions,
+            payment...), and what to do? Messages waiting in the outbox?"""
             agent = getattr(request.app.ctx, "agent", None)
-            return response.json({"status": "ok", "model_loaded": bool(agent and agent.is_ready())})
+            sending = self.client.health()
+            return response.json({
+                "status": "alert" if sending.get("alert") else "ok",
+                "model_loaded": bool(agent and agent.is_ready()),
+                "sending": sending,
+                "outbox": await self.db.read(outbox.counts),
+            })
 
         @webhook.get("/webhook")
         async def verify(request: Request) -> HTTPResponse:
@@ -347,6 +378,7 @@ class WhatsAppInput(InputChannel):
         self.dispatcher = Dispatcher(self.processor.process)
         self.dispatcher.start()
         self.dispatcher.run_coroutine(self.processor.maintain(self.dispatcher))
+        self.dispatcher.run_coroutine(self.processor.work_off_outbox())
         # Once the dispatcher runs: a listening writer acknowledges webhooks from now on.
         listener = None
         if self.settings.webhook_port is not None:
@@ -354,7 +386,13 @@ class WhatsAppInput(InputChannel):
         self._recorder = InboxRecorder(self.db, listener=listener, owner=self.me.instance_id, on_received=self.dispatcher.submit)
         await self._recorder.start()
 
-    async def in_bot(self, coroutine: Awaitable[Any]) -> Any:
+    @property
+    def running(self) -> EventProcessor:
+        """The event processor of the started channel (the desk's way to conversations)."""
+        assert self.processor is not None, "the channel has not started"
+        return self.processor
+
+    async def in_bot(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
         """Runs conversation work (tracker reads and writes) where Rasa's processing runs:
         on the dispatcher's loop, never blocking Sanic's (the agent desk uses this)."""
         assert self.dispatcher is not None, "the channel has not started"

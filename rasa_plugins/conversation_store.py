@@ -134,3 +134,23 @@ def erase_from_store(store: Any, sender_id: str) -> Optional[int]:
     if hasattr(inner, "store") and isinstance(inner.store, dict):  # InMemoryTrackerStore
         return 1 if inner.store.pop(sender_id, None) is not None else 0
     return None
+
+
+def move_in_store(store: Any, from_sender: str, to_sender: str) -> Optional[int]:
+    """Moves a conversation's events to another sender id in a live TrackerStore (two
+    contacts found to be one customer): the events keep their order of recording.
+    Returns how many moved; None for a store it cannot change."""
+    inner = getattr(store, "_tracker_store", store)
+    if isinstance(inner, SQLTrackerStore):
+        with inner.engine.begin() as conn:
+            if not sa.inspect(conn).has_table(EVENTS.name):
+                return 0
+            return conn.execute(EVENTS.update().where(EVENTS.c.sender_id == from_sender).values(sender_id=to_sender)).rowcount
+    if hasattr(inner, "store") and isinstance(inner.store, dict):  # InMemoryTrackerStore: serialised trackers
+        moved = inner.store.pop(from_sender, None)
+        if moved is None:
+            return 0
+        if to_sender not in inner.store:
+            inner.store[to_sender] = moved
+        return 1
+    return None

@@ -26,5 +26,5 @@ if [ -z "${WHATSAPP_ACCESS_TOKEN:-}" ]; then
 else
   export WHATSAPP_SANDBOX=0
 fi
-export WHATSAPP_API_VERSION="${WHATSAPP_API_VERSION:-v21.0}"
+export WHATSAPP_API_VERSION="${WHATSAPP_API_VERSION:-v25.0}"
 export WHATSAPP_API_URL="${WHATSAPP_API_URL:-https://graph.facebook.com}"

@@ -1,9 +1,12 @@
 """Operator commands for the shop's data (run from the project root, or via `make`).
 
     python -m shop export  491701234567 [--out data.json]   # GDPR: everything held on a contact
-    python -m shop delete  491701234567 --yes               # GDPR: erase it, tracker events included
-    python -m shop consent 491701234567                     # consent status and history
-    python -m shop consent 491701234567 --opt-out --note "asked by phone"
+    python -m shop delete  DE.1234567890123456789 --yes     # GDPR: erase it, tracker events included
+    python -m shop consent c-3f9a0b1c2d3e4f5a6b7c           # consent status and history
+    python -m shop consent +49 170 1234567 --opt-out --note "asked by phone"
+
+A contact is named by a phone number (any formatting), a business-scoped user id
+(BSUID) or its contact id; every identifier it has had leads to it.
     python -m shop agent add Ana --labels "customer support,returns"   # prints Ana's desk token
     python -m shop agent list | python -m shop agent remove Ana
 
@@ -25,7 +28,7 @@ with warnings.catch_warnings():  # Rasa's dependencies warn about themselves at 
     warnings.simplefilter("ignore")
     from rasa_plugins import conversation_store
 
-from shop import agents, consent, gdpr  # noqa: E402
+from shop import agents, consent, contacts, gdpr  # noqa: E402
 from shop.db import get_database  # noqa: E402
 
 
@@ -33,36 +36,68 @@ def _endpoints(args: argparse.Namespace) -> Path:
     return Path(args.endpoints or os.environ.get("RASA_ENDPOINTS") or "endpoints.yml")
 
 
+def _contact(who: List[str]) -> Optional[str]:
+    text = " ".join(who)
+    contact_id = get_database().transaction(contacts.find, text)
+    if contact_id is None:
+        print(f"no contact is known by {text!r} (a phone number, a BSUID or a contact id)", file=sys.stderr)
+    return contact_id
+
+
 def export(args: argparse.Namespace) -> int:
-    events = conversation_store.conversation(conversation_store.read_config(_endpoints(args)), args.wa_id)
-    data = get_database().transaction(gdpr.export, args.wa_id, events)
+    contact_id = _contact(args.who)
+    if contact_id is None:
+        return 1
+    events = conversation_store.conversation(conversation_store.read_config(_endpoints(args)), contact_id)
+    data = get_database().transaction(gdpr.export, contact_id, events)
     text = json.dumps(data, indent=2, ensure_ascii=False, default=str)
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
-        print(f"exported {len(events)} conversation events of {args.wa_id} to {args.out}", file=sys.stderr)
+        print(f"exported {len(events)} conversation events of {contact_id} to {args.out}", file=sys.stderr)
     else:
         print(text)
     return 0
 
 
 def delete(args: argparse.Namespace) -> int:
-    if not args.yes:
-        print(f"This erases everything held on {args.wa_id}. Run again with --yes to do it.", file=sys.stderr)
+    contact_id = _contact(args.who)
+    if contact_id is None:
         return 1
-    events = conversation_store.erase(conversation_store.read_config(_endpoints(args)), args.wa_id)
-    counts = get_database().transaction(gdpr.erase, args.wa_id, time.time())
-    print(f"erased {args.wa_id}: {events} tracker events, " + ", ".join(f"{n} {t}" for t, n in counts.items()))
+    if not args.yes:
+        print(f"This erases everything held on {contact_id}. Run again with --yes to do it.", file=sys.stderr)
+        return 1
+    events = conversation_store.erase(conversation_store.read_config(_endpoints(args)), contact_id)
+    counts = get_database().transaction(gdpr.erase, contact_id, time.time())
+    print(f"erased {contact_id}: {events} tracker events, " + ", ".join(f"{n} {t}" for t, n in counts.items()))
     return 0
+
+
+def _identifiers(text: str) -> contacts.Identifiers:
+    """A phone number or BSUID an operator typed, for a contact not known yet."""
+    if contacts.is_user_id(text):
+        return contacts.Identifiers(user_id=text)
+    digits = "".join(ch for ch in text if ch.isdigit())
+    return contacts.Identifiers(phone=digits) if digits else contacts.Identifiers()
 
 
 def show_consent(args: argparse.Namespace) -> int:
     db = get_database()
+    who = " ".join(args.who)
+    contact_id = db.transaction(contacts.find, who)
+    if contact_id is None and (args.opt_in or args.opt_out):
+        ids = _identifiers(who)
+        if not ids:
+            print(f"{who!r} is neither a phone number nor a BSUID", file=sys.stderr)
+            return 1
+        contact_id = db.transaction(contacts.resolve, ids, time.time(), False).contact_id  # e.g. asked by phone
+    if contact_id is None:
+        return 0 if _contact(args.who) else 1
     if args.opt_in or args.opt_out:
         change = consent.opt_in if args.opt_in else consent.opt_out
-        db.transaction(change, args.wa_id, "operator", None, args.note or f"set by {os.environ.get('USER', 'operator')}")
-    print(f"{args.wa_id}: {db.transaction(consent.status, args.wa_id)}, "
-          f"marketing allowed: {db.transaction(consent.may_send_marketing, args.wa_id)}")
-    for event in db.transaction(consent.history, args.wa_id):
+        db.transaction(change, contact_id, "operator", None, args.note or f"set by {os.environ.get('USER', 'operator')}")
+    print(f"{contact_id}: {db.transaction(consent.status, contact_id)}, "
+          f"marketing allowed: {db.transaction(consent.may_send_marketing, contact_id)}")
+    for event in db.transaction(consent.history, contact_id):
         when = dt.datetime.fromtimestamp(event.at, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         print(f"  {when}  {event.status:<10} via {event.source:<20} {event.detail or ''}")
     return 0
@@ -92,16 +127,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m shop", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--endpoints", help="endpoints file with the tracker store (default: $RASA_ENDPOINTS or endpoints.yml)")
     commands = parser.add_subparsers(dest="command", required=True)
+    who = "phone number, BSUID or contact id"
     p = commands.add_parser("export", help="everything held on a contact, as JSON")
-    p.add_argument("wa_id")
+    p.add_argument("who", nargs="+", help=who)
     p.add_argument("--out", help="write to this file instead of standard output")
     p.set_defaults(run=export)
     p = commands.add_parser("delete", help="erase a contact and its conversation")
-    p.add_argument("wa_id")
+    p.add_argument("who", nargs="+", help=who)
     p.add_argument("--yes", action="store_true", help="really do it")
     p.set_defaults(run=delete)
     p = commands.add_parser("consent", help="show (or set) a contact's marketing consent")
-    p.add_argument("wa_id")
+    p.add_argument("who", nargs="+", help=who)
     choice = p.add_mutually_exclusive_group()
     choice.add_argument("--opt-in", action="store_true")
     choice.add_argument("--opt-out", action="store_true")

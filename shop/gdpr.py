@@ -1,9 +1,11 @@
 """GDPR: a machine-readable copy of everything held on a contact, and its erasure.
 
-What erasure keeps: if the contact had opted out, a keyed hash of the number stays in
+What erasure keeps: if the contact had opted out, keyed hashes of every identifier it
+had (phone numbers and business-scoped user ids, current and former) stay in
 `suppressed_numbers` (no name, no messages, no dates other than since when). That is
-what is needed to keep honouring the opt-out if the number is ever imported or added
-again; the number itself cannot be read back from the hash. Nothing else remains.
+what is needed to keep honouring the opt-out if the customer comes back or is imported
+again, by number or by BSUID; the identifiers cannot be read back from the hashes.
+Nothing else remains.
 """
 import json
 import os
@@ -16,49 +18,62 @@ from typing import Any, Dict, List, Optional
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from shop import consent
+from shop import consent, contacts as contact_records
 from shop.db import PROJECT_ROOT, insert
-from shop.schema import consent_events, contact_labels, contacts, handoffs, inbox, outbound, suppressed_numbers
+from shop.schema import consent_events, contact_identifiers, contact_labels, contacts, handoffs, inbox, outbound, outbox, suppressed_numbers
 
 EXPORT_LINK_SECONDS = 24 * 3600
 _EXPORT_NAME = re.compile(r"^[A-Za-z0-9_-]{32,}\.json$")
 
 
-def _rows(conn: Connection, table: sa.Table, wa_id: str, order: Any) -> List[Dict[str, Any]]:
-    return [dict(r) for r in conn.execute(sa.select(table).where(table.c.wa_id == wa_id).order_by(order)).mappings()]
+def _rows(conn: Connection, table: sa.Table, contact_id: str, order: Any) -> List[Dict[str, Any]]:
+    return [dict(r) for r in conn.execute(sa.select(table).where(table.c.contact_id == contact_id).order_by(order)).mappings()]
 
 
-def export(conn: Connection, wa_id: str, conversation_events: List[Dict[str, Any]]) -> Dict[str, Any]:
-    """Everything held on the contact: contact row, consent history, labels, handoffs,
-    message delivery records and the conversation's events (from the tracker store)."""
-    contact = conn.execute(sa.select(contacts).where(contacts.c.wa_id == wa_id)).mappings().first()
+def export(conn: Connection, contact_id: str, conversation_events: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """Everything held on the contact: contact row, every identifier it has had,
+    consent history, labels, handoffs, message delivery records and the conversation's
+    events (from the tracker store)."""
+    contact = conn.execute(sa.select(contacts).where(contacts.c.contact_id == contact_id)).mappings().first()
     return {
         "exported_at": time.time(),
-        "wa_id": wa_id,
+        "contact_id": contact_id,
         "contact": dict(contact) if contact else None,
-        "consent_history": _rows(conn, consent_events, wa_id, consent_events.c.id),
-        "labels": _rows(conn, contact_labels, wa_id, contact_labels.c.added_at),
-        "handoffs": _rows(conn, handoffs, wa_id, handoffs.c.id),
-        "messages_sent": _rows(conn, outbound, wa_id, outbound.c.created_at),
+        "identifiers": contact_records.identifiers_of(conn, contact_id),
+        "consent_history": _rows(conn, consent_events, contact_id, consent_events.c.id),
+        "labels": _rows(conn, contact_labels, contact_id, contact_labels.c.added_at),
+        "handoffs": _rows(conn, handoffs, contact_id, handoffs.c.id),
+        "messages_sent": _rows(conn, outbound, contact_id, outbound.c.created_at),
         "conversation": conversation_events,
     }
 
 
-def erase(conn: Connection, wa_id: str, at: Optional[float] = None) -> Dict[str, int]:
-    """Erases the contact and all it is linked to in the shop database (the tracker's
-    events are erased by the caller, who knows the tracker store). Returns counts."""
-    if consent.status(conn, wa_id) == consent.OPTED_OUT:
-        conn.execute(
-            insert(conn, suppressed_numbers)
-            .values(number_hash=consent.number_hash(wa_id), since=at or time.time())
-            .on_conflict_do_nothing(index_elements=["number_hash"])
-        )
+def erase(conn: Connection, contact_id: str, at: Optional[float] = None) -> Dict[str, int]:
+    """Erases the contact and all it is linked to in the shop database, under every
+    identifier it had (the tracker's events are erased by the caller, who knows the
+    tracker store). Returns counts."""
+    identifiers = [r["identifier"] for r in contact_records.identifiers_of(conn, contact_id)]
+    if consent.status(conn, contact_id) == consent.OPTED_OUT:
+        for digest in consent.identifier_hashes(conn, contact_id):
+            conn.execute(
+                insert(conn, suppressed_numbers)
+                .values(number_hash=digest, since=at or time.time())
+                .on_conflict_do_nothing(index_elements=["number_hash"])
+            )
     counts = {}
     # The contact first: on PostgreSQL that waits for writers holding the contact's row
     # (a status of the last answer, see contacts.exists), and the deletes after it see
     # what they wrote.
-    for table in (contacts, consent_events, contact_labels, handoffs, outbound, inbox):
-        counts[table.name] = conn.execute(table.delete().where(table.c.wa_id == wa_id)).rowcount
+    for table in (contacts, contact_identifiers, consent_events, contact_labels, handoffs, outbound, outbox):
+        counts[table.name] = conn.execute(table.delete().where(table.c.contact_id == contact_id)).rowcount
+    # Webhook events still held (Meta may redeliver for a week) name the customer by
+    # their identifiers; a former number now someone else's names that customer's.
+    taken = set(conn.execute(
+        sa.select(contact_identifiers.c.identifier)
+        .where(contact_identifiers.c.identifier.in_(identifiers), contact_identifiers.c.active.is_(True))
+    ).scalars())
+    senders = [i for i in identifiers if i not in taken] + [contact_id]
+    counts[inbox.name] = conn.execute(inbox.delete().where(inbox.c.sender.in_(senders))).rowcount
     return counts
 
 

@@ -32,7 +32,7 @@ DEFAULT_LABELS: Dict[str, str] = {
 @dataclass(frozen=True)
 class Handoff:
     id: int
-    wa_id: str
+    contact_id: str
     label: str
     reason: str
     status: str
@@ -61,33 +61,33 @@ def label_for(reason: str) -> str:
     return mapping.get(reason, mapping["human_handoff"])
 
 
-def open_handoff(conn: Connection, wa_id: str) -> Optional[Handoff]:
+def open_handoff(conn: Connection, contact_id: str) -> Optional[Handoff]:
     row = conn.execute(
         sa.select(handoffs)
-        .where(handoffs.c.wa_id == wa_id, handoffs.c.status != "closed")
+        .where(handoffs.c.contact_id == contact_id, handoffs.c.status != "closed")
         .order_by(handoffs.c.id.desc())
         .limit(1)
     ).mappings().first()
     return _handoff(row) if row else None
 
 
-def has_open_handoff(cursor: Any, dialect: str, wa_id: str) -> bool:
+def has_open_handoff(cursor: Any, dialect: str, contact_id: str) -> bool:
     """Whether people have the chat: `open_handoff` in one raw statement (every message asks)."""
-    cursor.execute(f"SELECT 1 FROM handoffs WHERE wa_id = {placeholder(dialect)} AND status <> 'closed' LIMIT 1", (wa_id,))
+    cursor.execute(f"SELECT 1 FROM handoffs WHERE contact_id = {placeholder(dialect)} AND status <> 'closed' LIMIT 1", (contact_id,))
     return cursor.fetchone() is not None
 
 
-def request(conn: Connection, wa_id: str, reason: str, at: float) -> Handoff:
+def request(conn: Connection, contact_id: str, reason: str, at: float) -> Handoff:
     """Queues the chat for a person (once: an open request is reused) and labels it."""
-    existing = open_handoff(conn, wa_id)
+    existing = open_handoff(conn, contact_id)
     if existing is not None:
         return existing
     label = label_for(reason)
     new_id = conn.execute(
-        handoffs.insert().values(wa_id=wa_id, label=label, reason=reason, status="queued", requested_at=at)
+        handoffs.insert().values(contact_id=contact_id, label=label, reason=reason, status="queued", requested_at=at)
     ).inserted_primary_key[0]
-    contacts.add_label(conn, wa_id, label, "bot", at)
-    return Handoff(new_id, wa_id, label, reason, "queued", at)
+    contacts.add_label(conn, contact_id, label, "bot", at)
+    return Handoff(new_id, contact_id, label, reason, "queued", at)
 
 
 def open_handoffs(conn: Connection, labels: Optional[Sequence[str]] = None) -> List[Handoff]:

@@ -3,6 +3,7 @@
 New tables are created by `migrate` on start; changes to existing tables are appended to
 `MIGRATIONS` (never edit an applied one). Timestamps are UNIX seconds (float, UTC).
 """
+import time
 from typing import Callable, List, Tuple
 
 import sqlalchemy as sa
@@ -16,8 +17,10 @@ inbox = sa.Table(
     metadata,
     sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("event_id", sa.String(255), nullable=False, unique=True),  # wamid: redeliveries collide
-    sa.Column("kind", sa.String(32), nullable=False),  # message | preference
-    sa.Column("wa_id", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),  # message | status | preference | identity
+    # Whom the event is about, as the webhook names them (BSUID, else phone number):
+    # one sender's events are processed in arrival order.
+    sa.Column("sender", sa.String(160), nullable=False),
     sa.Column("payload", sa.Text, nullable=False),  # Meta's own JSON for this one event
     sa.Column("received_at", sa.Float, nullable=False),
     sa.Column("state", sa.String(16), nullable=False),  # pending | done | failed
@@ -43,7 +46,7 @@ outbound = sa.Table(
     "wa_outbound",
     metadata,
     sa.Column("message_id", sa.String(255), primary_key=True),  # wamid, or local:<uuid> if never accepted
-    sa.Column("wa_id", sa.String(64), nullable=False),
+    sa.Column("contact_id", sa.String(64), nullable=False),
     sa.Column("in_reply_to", sa.String(255)),  # inbound wamid this answers (bot replies)
     sa.Column("seq", sa.Integer),  # position within that reply: idempotent re-processing
     sa.Column("kind", sa.String(32)),
@@ -59,15 +62,53 @@ outbound = sa.Table(
     sa.Column("error_code", sa.Integer),
     sa.Column("error_title", sa.Text),
     sa.Column("error_details", sa.Text),
+    # From the status webhooks: whom Meta delivered to (either may be absent) and the price.
+    sa.Column("recipient_wa_id", sa.String(32)),
+    sa.Column("recipient_user_id", sa.String(160)),
+    sa.Column("pricing_model", sa.String(16)),  # PMP
+    sa.Column("pricing_type", sa.String(32)),  # regular | free_customer_service | free_entry_point
+    sa.Column("pricing_category", sa.String(32)),  # marketing | utility | authentication | service | ...
     sa.Index("ix_wa_outbound_reply", "in_reply_to", "seq"),
-    sa.Index("ix_wa_outbound_wa_id", "wa_id"),
+    sa.Index("ix_wa_outbound_contact", "contact_id"),
     sa.Index("ix_wa_outbound_broadcast", "broadcast_id"),
+)
+
+# One row per customer, whatever identifiers WhatsApp knows them by. `contact_id` is our
+# own stable key, Rasa's sender id too: opaque ("c-" + hex) for contacts created since
+# business-scoped user ids, the phone number for contacts recorded before (never read
+# as a number). The identifiers themselves are in contact_identifiers.
+# Messages Meta asked us to send later (error 4, 80007, 131057: rate quota or
+# maintenance) or that waited while sending was paused (an expired token...): they go
+# out in order, per contact, when allowed; the customer's turn does not wait for them.
+outbox = sa.Table(
+    "wa_outbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("contact_id", sa.String(64), nullable=False),
+    sa.Column("record_id", sa.String(255), nullable=False),  # its wa_outbound row (local:<uuid>) until sent
+    sa.Column("payload", sa.Text, nullable=False),  # the /messages body
+    sa.Column("kind", sa.String(32)),
+    sa.Column("origin", sa.String(32)),
+    sa.Column("in_reply_to", sa.String(255)),
+    sa.Column("seq", sa.Integer),
+    sa.Column("broadcast_id", sa.String(64)),
+    sa.Column("state", sa.String(16), nullable=False),  # waiting | sending | sent | failed
+    sa.Column("owner", sa.String(160)),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("not_before", sa.Float, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("last_error", sa.Text),
+    sa.Index("ix_wa_outbox_due", "state", "not_before"),
+    sa.Index("ix_wa_outbox_contact", "contact_id"),
 )
 
 contacts = sa.Table(
     "contacts",
     metadata,
-    sa.Column("wa_id", sa.String(64), primary_key=True),
+    sa.Column("contact_id", sa.String(64), primary_key=True),
+    sa.Column("phone", sa.String(32)),  # current phone number (digits), when known
+    sa.Column("user_id", sa.String(160)),  # current business-scoped user id (BSUID)
+    sa.Column("username", sa.String(64)),  # WhatsApp username, shown only (users change it)
     sa.Column("profile_name", sa.String(255)),
     sa.Column("first_seen", sa.Float, nullable=False),
     sa.Column("last_seen", sa.Float, nullable=False),
@@ -76,6 +117,24 @@ contacts = sa.Table(
     # Marketing consent: unknown | opted_in | opted_out (history in consent_events).
     sa.Column("marketing_consent", sa.String(16), nullable=False, server_default="unknown"),
     sa.Column("consent_changed_at", sa.Float),
+    # Meta's per-user marketing cap was reached (error 131049): no marketing before this.
+    sa.Column("marketing_backoff_until", sa.Float),
+)
+
+# Every identifier a contact has had: phone numbers and BSUIDs (and parent BSUIDs). The
+# active ones find the contact from a webhook; retired ones (after a number or BSUID
+# change) are kept for exports, erasure and the suppression list, never matched: a
+# number given up may later belong to someone else.
+contact_identifiers = sa.Table(
+    "contact_identifiers",
+    metadata,
+    sa.Column("identifier", sa.String(160), primary_key=True),
+    sa.Column("contact_id", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # phone | user_id | parent_user_id
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("added_at", sa.Float, nullable=False),
+    sa.Column("retired_at", sa.Float),
+    sa.Index("ix_contact_identifiers_contact", "contact_id"),
 )
 
 # Every change of a contact's marketing consent: when, what, and how we learnt it.
@@ -83,18 +142,19 @@ consent_events = sa.Table(
     "consent_events",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("wa_id", sa.String(64), nullable=False),
+    sa.Column("contact_id", sa.String(64), nullable=False),
     sa.Column("status", sa.String(16), nullable=False),  # opted_in | opted_out
-    # keyword | intent | user_preferences | operator | opt_in_confirmation
+    # keyword | intent | user_preferences | operator | opt_in_confirmation | whatsapp_131050
     sa.Column("source", sa.String(32), nullable=False),
     sa.Column("message_id", sa.String(255)),
     sa.Column("detail", sa.Text),  # the keyword and its language, or the operator's note
     sa.Column("at", sa.Float, nullable=False),
-    sa.Index("ix_consent_events_wa_id", "wa_id"),
+    sa.Index("ix_consent_events_contact", "contact_id"),
 )
 
-# What is kept after a contact's data is erased: a keyed hash of the number of someone
-# who opted out, so that an imported or re-added number still gets no marketing.
+# What is kept after a contact's data is erased: keyed hashes of every identifier (phone
+# numbers and BSUIDs) of someone who opted out, so that they get no marketing if they
+# come back or are imported again, under any of them.
 suppressed_numbers = sa.Table(
     "suppressed_numbers",
     metadata,
@@ -105,7 +165,7 @@ suppressed_numbers = sa.Table(
 contact_labels = sa.Table(
     "contact_labels",
     metadata,
-    sa.Column("wa_id", sa.String(64), primary_key=True),
+    sa.Column("contact_id", sa.String(64), primary_key=True),
     sa.Column("label", sa.String(64), primary_key=True),
     sa.Column("added_at", sa.Float, nullable=False),
     sa.Column("source", sa.String(32), nullable=False),  # bot | agent | operator | system
@@ -117,7 +177,7 @@ handoffs = sa.Table(
     "handoffs",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("wa_id", sa.String(64), nullable=False),
+    sa.Column("contact_id", sa.String(64), nullable=False),
     sa.Column("label", sa.String(64), nullable=False),
     sa.Column("reason", sa.String(64), nullable=False),
     sa.Column("status", sa.String(16), nullable=False),  # queued | claimed | closed
@@ -127,7 +187,7 @@ handoffs = sa.Table(
     sa.Column("claimed_at", sa.Float),
     sa.Column("closed_at", sa.Float),
     sa.Index("ix_handoffs_open", "status", "label"),
-    sa.Index("ix_handoffs_wa_id", "wa_id"),
+    sa.Index("ix_handoffs_contact", "contact_id"),
 )
 
 # People who answer handed-off chats, and the labels (queues) each serves. Only a hash
@@ -161,12 +221,67 @@ def _add_column(table: sa.Table, name: str) -> Callable[[Connection], None]:
     return step
 
 
+def _rename_column(table: sa.Table, old: str, new: str) -> Callable[[Connection], None]:
+    """A migration renaming a column of a database created before (SQLite >= 3.25 and
+    PostgreSQL rename in place; indexes follow the column)."""
+
+    def step(conn: Connection) -> None:
+        names = {c["name"] for c in sa.inspect(conn).get_columns(table.name)}
+        if old in names and new not in names:
+            conn.execute(sa.text(f"ALTER TABLE {table.name} RENAME COLUMN {old} TO {new}"))
+
+    return step
+
+
+def _widen_column(table: sa.Table, name: str) -> Callable[[Connection], None]:
+    """A migration giving a column of a database created before its current (longer)
+    type. PostgreSQL only: SQLite does not enforce VARCHAR lengths."""
+
+    def step(conn: Connection) -> None:
+        if conn.dialect.name == "postgresql":
+            kind = table.c[name].type.compile(dialect=conn.dialect)
+            conn.execute(sa.text(f"ALTER TABLE {table.name} ALTER COLUMN {name} TYPE {kind}"))
+
+    return step
+
+
+def _identify_legacy_contacts(conn: Connection) -> None:
+    """Contacts recorded before business-scoped user ids were keyed by their phone
+    number: it stays their contact id (and so their Rasa conversation), and becomes
+    their first identifier."""
+    now = time.time()
+    legacy = conn.execute(
+        sa.select(contacts.c.contact_id, contacts.c.first_seen).where(
+            ~sa.exists().where(contact_identifiers.c.contact_id == contacts.c.contact_id)
+        )
+    ).all()
+    for contact_id, first_seen in legacy:
+        if contact_id.isdigit():
+            conn.execute(contact_identifiers.insert().values(
+                identifier=contact_id, contact_id=contact_id, kind="phone", active=True, added_at=first_seen or now))
+            conn.execute(contacts.update().where(contacts.c.contact_id == contact_id).values(phone=contact_id))
+
+
 MIGRATIONS: List[Tuple[int, Callable[[Connection], None]]] = [
     (1, _add_column(contacts, "marketing_consent")),
     (2, _add_column(contacts, "consent_changed_at")),
     (3, _add_column(handoffs, "agent")),
     (4, _add_column(handoffs, "claimed_at")),
     (5, _add_column(handoffs, "closed_at")),
+    # Business-scoped user ids (2026): contacts get an id of their own.
+    (6, _rename_column(contacts, "wa_id", "contact_id")),
+    (7, _rename_column(consent_events, "wa_id", "contact_id")),
+    (8, _rename_column(contact_labels, "wa_id", "contact_id")),
+    (9, _rename_column(handoffs, "wa_id", "contact_id")),
+    (10, _rename_column(outbound, "wa_id", "contact_id")),
+    (11, _rename_column(inbox, "wa_id", "sender")),
+    *((12 + i, _add_column(contacts, name)) for i, name in enumerate(("phone", "user_id", "username"))),
+    *((15 + i, _add_column(outbound, name)) for i, name in enumerate(
+        ("recipient_wa_id", "recipient_user_id", "pricing_model", "pricing_type", "pricing_category"))),
+    (20, _identify_legacy_contacts),
+    (21, _add_column(contacts, "marketing_backoff_until")),
+    # wa_inbox.wa_id was VARCHAR(64); its successor `sender` holds BSUIDs (up to 131 characters).
+    (22, _widen_column(inbox, "sender")),
 ]
 
 

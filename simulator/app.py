@@ -4,7 +4,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import secrets
 import time
 from pathlib import Path
@@ -18,27 +17,59 @@ from .catalog import Catalog
 from .config import SimulatorConfig
 from .customer import MEDIA_MIME_TYPES, CustomerInputError, build_inbound_message
 from .graph_api import GraphApiError
+from .identity import (
+    COUNTRY, DEFAULT_COUNTRY, USERNAME, Address, StatusRecipient, is_bsuid, is_phone,
+    normalize_phone, normalize_username,
+)
 from .images import product_image
 from .state import (
-    Chat, ChatMessage, Fault, RecordLog, RequestRecord, SimulatorState, WebhookRecord, new_wamid,
+    Chat, ChatMessage, Fault, IdentityConflict, IdentityError, RecordLog, RequestRecord,
+    SimulatorState, WebhookRecord, new_wamid,
 )
 from .webhooks import (
-    WebhookSender, message_webhook, serialize, status_object, status_webhook,
-    user_preferences_webhook,
+    WebhookSender, message_webhook, pricing, serialize, status_object, status_webhook,
+    system_webhook, user_preferences_webhook,
 )
 
 logger = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+#: Any Graph API version path (v21.0 ... v26.0 and later).
 VERSION_PATTERN = r"v\d+\.\d+"
-WA_ID = re.compile(r"^\d{5,15}$")
 SSE_KEEPALIVE_SECONDS = 15.0
 MAX_WAIT_SECONDS = 120.0
 
 
 def _json_error(status: int, message: str) -> web.HTTPException:
-    exc_class = {400: web.HTTPBadRequest, 404: web.HTTPNotFound}.get(status, web.HTTPBadRequest)
+    exc_class = {400: web.HTTPBadRequest, 404: web.HTTPNotFound, 409: web.HTTPConflict}.get(
+        status, web.HTTPBadRequest
+    )
     return exc_class(text=json.dumps({"error": message}), content_type="application/json")
+
+
+def _identity_error(exc: IdentityError) -> web.HTTPException:
+    return _json_error(409 if isinstance(exc, IdentityConflict) else 400, str(exc))
+
+
+async def _read_object(request: web.Request) -> dict[str, Any]:
+    data = await _read_json(request)
+    if not isinstance(data, dict):
+        raise _json_error(400, "body must be a JSON object")
+    return data
+
+
+def _phone_field(data: dict[str, Any], key: str = "wa_id") -> str:
+    """A phone number from a request body: digits with country code ("+", spaces allowed)."""
+    value = data.get(key)
+    phone = normalize_phone(value) if isinstance(value, str) else ""
+    if not is_phone(phone):
+        raise _json_error(400, f"{key} must be a phone number (5 to 15 digits with country code)")
+    return phone
+
+
+def _name_field(data: dict[str, Any]) -> Optional[str]:
+    name = data.get("profile_name")
+    return name.strip() if isinstance(name, str) and name.strip() else None
 
 
 async def _read_json(request: web.Request) -> Any:
@@ -87,13 +118,19 @@ class Simulator:
             web.get(f"{api}/status", self.status),
             web.get(f"{api}/catalog", self.get_catalog),
             web.get(f"{api}/chats", self.list_chats),
-            web.get(f"{api}/chats/{{wa_id}}", self.get_chat),
-            web.post(f"{api}/chats/{{wa_id}}/messages", self.customer_send),
+            web.post(f"{api}/chats", self.create_customer),
+            # {chat_id}: the customer's BSUID or phone number.
+            web.get(f"{api}/chats/{{chat_id}}", self.get_chat),
+            web.post(f"{api}/chats/{{chat_id}}/messages", self.customer_send),
             # wamids are base64 and may contain "/": let the id span path segments.
-            web.post(f"{api}/chats/{{wa_id}}/messages/{{message_id:.+}}/redeliver", self.customer_redeliver),
-            web.post(f"{api}/chats/{{wa_id}}/seen", self.customer_seen),
-            web.post(f"{api}/chats/{{wa_id}}/preferences", self.customer_preferences),
-            web.get(f"{api}/chats/{{wa_id}}/events", self.chat_events),
+            web.post(f"{api}/chats/{{chat_id}}/messages/{{message_id:.+}}/redeliver", self.customer_redeliver),
+            web.post(f"{api}/chats/{{chat_id}}/seen", self.customer_seen),
+            web.post(f"{api}/chats/{{chat_id}}/played", self.customer_played),
+            web.post(f"{api}/chats/{{chat_id}}/preferences", self.customer_preferences),
+            web.post(f"{api}/chats/{{chat_id}}/share-number", self.share_number),
+            web.post(f"{api}/chats/{{chat_id}}/change-number", self.change_number),
+            web.post(f"{api}/chats/{{chat_id}}/change-user-id", self.change_user_id),
+            web.get(f"{api}/chats/{{chat_id}}/events", self.chat_events),
             web.get(f"{api}/faults", self.get_faults),
             web.post(f"{api}/faults", self.add_faults),
             web.delete(f"{api}/faults", self.clear_faults),
@@ -162,7 +199,7 @@ class Simulator:
             if graph_api.is_read_receipt(body):
                 status, result = 200, self._mark_read(body)
             else:
-                status, result, after = await self._send(body)
+                status, result, after = await self._send(body, record)
         except GraphApiError as exc:
             status, result = exc.http_status, exc.to_body()
         response = self._close_record(record, status, result)
@@ -219,8 +256,8 @@ class Simulator:
             "Cache-Control": "private, no-store",
         })
 
-    async def _send(self, body: dict) -> tuple[int, dict, Callable[[], None]]:
-        fault = self.state.faults.popleft() if self.state.faults else None
+    async def _send(self, body: dict, record: RequestRecord) -> tuple[int, dict, Callable[[], None]]:
+        fault = self.state.take_fault(body)
         if fault is not None and fault.delay:
             await asyncio.sleep(fault.delay)
         if fault is not None and fault.status != 200:
@@ -228,8 +265,10 @@ class Simulator:
                 fault.code or 131000, http_status=fault.status, message=fault.message,
                 details=fault.details,
             )
-        message_type, wa_id = graph_api.validate_send(body)
+        message_type, address = graph_api.validate_send(body)
         now = self.state.clock.now()
+        chat = self.state.find_chat(address.value)
+        window_open = chat is not None and chat.window_open(now, self.config.window_seconds)
         if message_type == "template":
             template = body["template"]
             known = self.config.templates
@@ -237,53 +276,75 @@ class Simulator:
                 raise graph_api.unknown_template(template["name"], template["language"]["code"])
             category = (known or {}).get(template["name"], "marketing")
         else:
-            chat = self.state.chats.get(wa_id)
-            last = chat.last_inbound_at if chat else None
-            if last is None or now - last > self.config.window_seconds:
+            if not window_open:
                 raise graph_api.reengagement()
             category = "service"
+        if chat is None:
+            chat = self._unknown_recipient(address)
+        record.recipient, record.chat_key = {"wa_id": chat.wa_id, "user_id": chat.user_id}, chat.key
 
-        chat = self.state.chat(wa_id)
         failure = fault.status_webhook_failure if fault is not None else None
+        skip_delivered = fault is not None and fault.skip_delivered
         message = ChatMessage(
-            id=new_wamid(wa_id), direction="bot", type=message_type, payload=body,
-            timestamp=now, status="failed" if failure else "delivered",
+            id=new_wamid(chat.wa_id or chat.user_id), direction="bot", type=message_type, payload=body,
+            timestamp=now, status="failed" if failure else "sent" if skip_delivered else "delivered",
             context_id=(body.get("context") or {}).get("message_id"), category=category,
+            # recipient_id (phone) only for a send addressed with "to".
+            status_recipient=StatusRecipient(chat.user_id, chat.wa_id if address.by_phone else None),
+            pricing=None if failure else pricing(category, window_open=window_open),
+            # Pricing goes on "delivered", or on "read" when delivered is skipped.
+            priced=bool(failure) or not skip_delivered,
         )
         if failure:
             message.error = self._status_error(failure)
         self.state.add_message(chat, message)
-        self.state.hub.publish(wa_id, "message", message.to_json())
+        self.state.hub.publish(chat.key, "message", message.to_json())
 
+        contact: dict[str, Any] = {"input": address.input}
+        if chat.wa_id is not None:
+            contact["wa_id"] = chat.wa_id
+        contact["user_id"] = chat.user_id
         result: dict[str, Any] = {
             "messaging_product": "whatsapp",
-            "contacts": [{"input": body["to"], "wa_id": wa_id}],
+            "contacts": [contact],
             "messages": [{"id": message.id}],
         }
         if message_type == "template":
             result["messages"][0]["message_status"] = "accepted"
-        conversation_id, expires, _ = chat.conversation(category, now, self.config.window_seconds)
 
         def send_statuses() -> None:
-            pricing = {"billable": True, "pricing_model": "CBP", "category": category}
-            sent = status_object(
-                message.id, "sent", now, wa_id,
-                conversation={"id": conversation_id, "expiration_timestamp": str(int(expires)),
-                              "origin": {"type": category}},
-                pricing=pricing,
-            )
-            self.sender.deliver_in_order(wa_id, "status", status_webhook(self.config, sent))
+            self._report_status(chat, message, "sent", now)
             if failure:
-                final = status_object(message.id, "failed", now, wa_id, errors=[message.error or {}])
-            else:
-                final = status_object(
-                    message.id, "delivered", now, wa_id,
-                    conversation={"id": conversation_id, "origin": {"type": category}},
-                    pricing=pricing,
-                )
-            self.sender.deliver_in_order(wa_id, "status", status_webhook(self.config, final))
+                self._report_status(chat, message, "failed", now, errors=[message.error or {}])
+            elif not skip_delivered:
+                self._report_status(chat, message, "delivered", now, price=message.pricing)
 
         return 200, result, send_statuses
+
+    def _unknown_recipient(self, address: Address) -> Chat:
+        """A template to someone who never wrote: a new customer (a phone customer for
+        ``to``; for ``recipient`` one known only by that BSUID)."""
+        if address.by_phone:
+            return self.state.phone_customer(address.value)
+        return self.state.add_customer(user_id=address.value, profile_name="Customer")
+
+    def _report_status(
+        self, chat: Chat, message: ChatMessage, status: str, now: float, *,
+        price: Optional[dict] = None, errors: Optional[list] = None,
+    ) -> None:
+        """One status webhook of a bot message, in order per customer."""
+        assert message.status_recipient is not None
+        payload = status_webhook(self.config, status_object(
+            message.id, status, now, message.status_recipient, pricing=price, errors=errors,
+        ))
+        self.sender.deliver_in_order(chat.key, "status", payload)
+
+    def _unpriced(self, message: ChatMessage) -> Optional[dict]:
+        """The pricing for a ``read`` status, if ``delivered`` did not carry it."""
+        if message.priced or message.pricing is None:
+            return None
+        message.priced = True
+        return message.pricing
 
     @staticmethod
     def _status_error(failure: dict) -> dict[str, Any]:
@@ -312,12 +373,12 @@ class Simulator:
                 message.status = "read"
                 self._publish_status(chat, message)
         if body.get("typing_indicator"):
-            self.state.hub.publish(chat.wa_id, "typing", {"message_id": message_id})
+            self.state.hub.publish(chat.key, "typing", {"message_id": message_id})
         return {"success": True}
 
     def _publish_status(self, chat: Chat, message: ChatMessage) -> None:
         self.state.hub.publish(
-            chat.wa_id, "status", {"id": message.id, "status": message.status, "error": message.error}
+            chat.key, "status", {"id": message.id, "status": message.status, "error": message.error}
         )
 
     # ------------------------------------------------------------------ customer side
@@ -334,17 +395,35 @@ class Simulator:
     async def index(self, request: web.Request) -> web.FileResponse:
         return web.FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
-    def _wa_id(self, request: web.Request) -> str:
-        wa_id = request.match_info["wa_id"]
-        if not WA_ID.match(wa_id):
-            raise _json_error(400, "wa_id must be 5 to 15 digits")
-        return wa_id
+    def _chat_id(self, request: web.Request) -> str:
+        chat_id = request.match_info["chat_id"]
+        if not (is_phone(chat_id) or is_bsuid(chat_id)):
+            raise _json_error(
+                400, "chat id must be a phone number (5 to 15 digits) or a business-scoped user id "
+                "(e.g. DE.1234567890123456789)",
+            )
+        return chat_id
 
-    def _chat_or_404(self, wa_id: str) -> Chat:
-        chat = self.state.chats.get(wa_id)
+    def _existing_chat(self, request: web.Request) -> Chat:
+        chat_id = self._chat_id(request)
+        chat = self.state.find_chat(chat_id)
         if chat is None:
-            raise _json_error(404, f"no chat with {wa_id}")
+            raise _json_error(404, f"no chat with {chat_id}")
         return chat
+
+    def _customer_chat(self, request: web.Request, profile_name: Optional[str] = None) -> Chat:
+        """The customer acting: a new phone number is a new customer (as before 2026);
+        a BSUID must belong to a customer created with ``POST /sim/api/chats``."""
+        chat_id = self._chat_id(request)
+        if not is_phone(chat_id):
+            chat = self._existing_chat(request)
+            if profile_name:
+                chat.profile_name = profile_name
+            return chat
+        try:
+            return self.state.phone_customer(chat_id, profile_name)
+        except IdentityError as exc:
+            raise _identity_error(exc) from None
 
     def _chat_json(self, chat: Chat) -> dict[str, Any]:
         return chat.to_json(self.state.clock.now(), self.config.window_seconds)
@@ -383,24 +462,68 @@ class Simulator:
         return web.json_response(self.catalog.to_json())
 
     async def list_chats(self, request: web.Request) -> web.Response:
-        return web.json_response([
-            {"wa_id": chat.wa_id, "profile_name": chat.profile_name, "messages": len(chat.messages),
-             "last_inbound_at": chat.last_inbound_at}
-            for chat in self.state.chats.values()
-        ])
+        return web.json_response([chat.summary() for chat in self.state.chats.values()])
+
+    async def create_customer(self, request: web.Request) -> web.Response:
+        """``POST /sim/api/chats``: a phone customer ``{"profile_name", "wa_id"[, "username"]}``
+        or a username customer without a phone number ``{"profile_name", "username"[,
+        "country"]}``. Idempotent: an existing customer with that phone number (or, without
+        one, that username) is returned (200; 201 when created)."""
+        data = await _read_object(request)
+        name = _name_field(data)
+        username = self._username_field(data)
+        if data.get("wa_id") is None:
+            if username is None:
+                raise _json_error(400, "give a phone number (wa_id) or a username")
+            country = data.get("country", DEFAULT_COUNTRY)
+            country = country.upper() if isinstance(country, str) else ""
+            if not COUNTRY.match(country):
+                raise _json_error(400, "country must be a two-letter country code, e.g. DE")
+            existing = self.state.find_by_username(username)  # also after sharing a number
+            try:
+                chat = self.state.username_customer(username, country, name)
+            except IdentityError as exc:
+                raise _identity_error(exc) from None
+        else:
+            if "country" in data:
+                raise _json_error(400, "country is for customers without a phone number "
+                                       "(a phone number's country comes from its calling code)")
+            wa_id = _phone_field(data)
+            existing = self.state.find_chat(wa_id)
+            owner = self.state.find_by_username(username) if username else None
+            if owner is not None and owner is not existing:
+                raise _json_error(409, f"the username {username} belongs to another customer ({owner.user_id})")
+            try:
+                chat = self.state.phone_customer(wa_id, name)
+                if username is not None:
+                    self.state.set_username(chat, username)
+            except IdentityError as exc:
+                raise _identity_error(exc) from None
+        self._publish_identity(chat)
+        return web.json_response(self._chat_json(chat), status=200 if existing is not None else 201)
+
+    @staticmethod
+    def _username_field(data: dict[str, Any]) -> Optional[str]:
+        value = data.get("username")
+        if value is None:
+            return None
+        username = normalize_username(value) if isinstance(value, str) else ""
+        if not USERNAME.match(username):
+            raise _json_error(400, "username must be 3 to 35 of a-z, 0-9, '.' and '_' with at least one letter")
+        return username
 
     async def get_chat(self, request: web.Request) -> web.Response:
-        return web.json_response(self._chat_json(self._chat_or_404(self._wa_id(request))))
+        return web.json_response(self._chat_json(self._existing_chat(request)))
 
     async def customer_send(self, request: web.Request) -> web.Response:
-        wa_id = self._wa_id(request)
-        data = await _read_json(request)
-        if not isinstance(data, dict):
-            raise _json_error(400, "body must be a JSON object")
-        name = data.get("profile_name")
-        chat = self.state.chat(wa_id, name if isinstance(name, str) and name.strip() else None)
+        data = await _read_object(request)
+        chat = self._customer_chat(request, _name_field(data))
+        return web.json_response(await self._customer_message(chat, data))
+
+    async def _customer_message(self, chat: Chat, data: dict[str, Any]) -> dict[str, Any]:
+        """Build the customer's message, keep it in the chat and deliver its webhook."""
         now = self.state.clock.now()
-        message_id = new_wamid(wa_id)
+        message_id = new_wamid(chat.wa_id or chat.user_id)
         try:
             inbound = build_inbound_message(
                 data, chat=chat, message_id=message_id, timestamp=now, config=self.config,
@@ -415,10 +538,10 @@ class Simulator:
             id=message_id, direction="customer", type=inbound["type"], payload=inbound,
             timestamp=now, status="sent", context_id=(inbound.get("context") or {}).get("id"),
         )
-        message.webhook_raw = serialize(message_webhook(self.config, wa_id, chat.profile_name, inbound))
+        message.webhook_raw = serialize(message_webhook(self.config, chat.identity, inbound))
         self.state.add_message(chat, message)
-        self.state.hub.publish(wa_id, "message", message.to_json())
-        return web.json_response(await self._deliver_customer_message(chat, message))
+        self.state.hub.publish(chat.key, "message", message.to_json())
+        return await self._deliver_customer_message(chat, message)
 
     def _keep_raw_media(self, inbound: dict[str, Any]) -> None:
         """A ``raw`` media message with an id of its own: downloadable as well."""
@@ -431,7 +554,7 @@ class Simulator:
 
     async def customer_redeliver(self, request: web.Request) -> web.Response:
         """Resend a customer message's webhook byte for byte (Meta redelivery / retry)."""
-        chat = self._chat_or_404(self._wa_id(request))
+        chat = self._existing_chat(request)
         message = chat.find(request.match_info["message_id"])
         if message is None or message.webhook_raw is None:
             raise _json_error(404, "no such customer message")
@@ -446,7 +569,7 @@ class Simulator:
             "response_status": record.response_status, "error": record.error,
         }
         self._publish_status(chat, message)
-        self.state.hub.publish(chat.wa_id, "webhook", {
+        self.state.hub.publish(chat.key, "webhook", {
             "ok": record.ok, "response_status": record.response_status, "error": record.error,
             "url": record.url,
         })
@@ -458,12 +581,8 @@ class Simulator:
 
     async def customer_seen(self, request: web.Request) -> web.Response:
         """The page displayed bot messages: mark them read and tell the bot."""
-        chat = self._chat_or_404(self._wa_id(request))
-        data = await _read_json(request)
-        ids = data.get("ids") if isinstance(data, dict) else None
-        if ids is not None and not (isinstance(ids, list) and all(isinstance(i, str) for i in ids)):
-            raise _json_error(400, "ids must be a list of message ids")
-        wanted = None if ids is None else set(ids)
+        chat = self._existing_chat(request)
+        wanted = self._wanted_ids(await _read_json(request))
         now = self.state.clock.now()
         newly_read = []
         for message in chat.messages:
@@ -471,46 +590,172 @@ class Simulator:
                 continue
             if wanted is not None and message.id not in wanted:
                 continue
-            message.status = "read"
+            self._read(chat, message, now)
             newly_read.append(message.id)
-            self._publish_status(chat, message)
-            read = status_object(message.id, "read", now, chat.wa_id)
-            self.sender.deliver_in_order(chat.wa_id, "status", status_webhook(self.config, read))
         return web.json_response({"read": newly_read})
+
+    def _read(self, chat: Chat, message: ChatMessage, now: float) -> None:
+        message.status = "read"
+        self._publish_status(chat, message)
+        self._report_status(chat, message, "read", now, price=self._unpriced(message))
+
+    async def customer_played(self, request: web.Request) -> web.Response:
+        """The customer played voice/audio messages of the bot: ``played`` statuses (after
+        ``read`` if the page had not shown them yet)."""
+        chat = self._existing_chat(request)
+        wanted = self._wanted_ids(await _read_json(request))
+        now = self.state.clock.now()
+        played = []
+        for message in chat.messages:
+            if message.direction != "bot" or message.type != "audio":
+                continue
+            if message.status not in ("sent", "delivered", "read"):
+                continue
+            if wanted is not None and message.id not in wanted:
+                continue
+            if message.status != "read":
+                self._read(chat, message, now)
+            message.status = "played"
+            self._publish_status(chat, message)
+            self._report_status(chat, message, "played", now)
+            played.append(message.id)
+        return web.json_response({"played": played})
+
+    @staticmethod
+    def _wanted_ids(data: Any) -> Optional[set[str]]:
+        ids = data.get("ids") if isinstance(data, dict) else None
+        if ids is not None and not (isinstance(ids, list) and all(isinstance(i, str) for i in ids)):
+            raise _json_error(400, "ids must be a list of message ids")
+        return None if ids is None else set(ids)
 
     async def customer_preferences(self, request: web.Request) -> web.Response:
         """Customer tapped Stop/Resume on a marketing message (``user_preferences``)."""
-        wa_id = self._wa_id(request)
         data = await _read_json(request)
         value = data.get("value") if isinstance(data, dict) else None
         if value not in ("stop", "resume"):
             raise _json_error(400, "value must be 'stop' or 'resume'")
-        chat = self.state.chat(wa_id)
+        chat = self._customer_chat(request)
         chat.marketing_preference = value
-        payload = user_preferences_webhook(
-            self.config, wa_id, chat.profile_name, value, self.state.clock.now()
-        )
+        payload = user_preferences_webhook(self.config, chat.identity, value, self.state.clock.now())
         record = await self.sender.deliver("user_preferences", payload)
-        self.state.hub.publish(wa_id, "preference", {"value": value})
+        self.state.hub.publish(chat.key, "preference", {"value": value})
         return web.json_response({
             "value": value, "webhook": {"response_status": record.response_status, "error": record.error},
         })
 
+    # ------------------------------------------------------------------ identity changes
+
+    def _publish_identity(self, chat: Chat) -> None:
+        self.state.hub.publish(chat.key, "identity", chat.identity.to_json())
+
+    async def share_number(self, request: web.Request) -> web.Response:
+        """A customer without a known phone number shares it (``{"wa_id", "send_contact":
+        true}``): with ``send_contact`` (default) as a ``contacts`` message answering a
+        contact request; from then on their webhooks carry ``from``/``wa_id`` too."""
+        chat = self._existing_chat(request)
+        data = await _read_object(request)
+        wa_id = _phone_field(data)
+        send_contact = data.get("send_contact", True)
+        if not isinstance(send_contact, bool):
+            raise _json_error(400, "send_contact must be a boolean")
+        context_id = data.get("context_id")
+        if context_id is not None and not isinstance(context_id, str):
+            raise _json_error(400, "context_id must be a message id")
+        try:
+            self.state.share_number(chat, wa_id)
+        except IdentityError as exc:
+            raise _identity_error(exc) from None
+        self._publish_identity(chat)
+        result: dict[str, Any] = {"id": None, "status": None, "webhook": None}
+        if send_contact:
+            request_body: dict[str, Any] = {"type": "contacts", "origin": "contact_request"}
+            if context_id is not None:
+                request_body["context_id"] = context_id
+            result = await self._customer_message(chat, request_body)
+        return web.json_response({**result, "chat": chat.identity.to_json()})
+
+    async def change_number(self, request: web.Request) -> web.Response:
+        """``{"wa_id": "<new number>"}``: the customer moved to a new number, which also
+        regenerates their BSUID; WhatsApp tells the business with a ``system`` message."""
+        chat = self._existing_chat(request)
+        wa_id = _phone_field(await _read_object(request))
+        try:
+            old_wa_id, old_user_id = self.state.change_number(chat, wa_id)
+        except IdentityError as exc:
+            raise _identity_error(exc) from None
+        now = self.state.clock.now()
+        system = {
+            "from": old_wa_id,
+            "from_user_id": chat.user_id,
+            "id": new_wamid(wa_id),
+            "timestamp": str(int(now)),
+            "type": "system",
+            "system": {
+                "body": f"User {chat.profile_name} changed from {old_wa_id} to {wa_id}",
+                "wa_id": wa_id,
+                "type": "user_changed_number",
+                "user_id": chat.user_id,
+                "previous_user_id": old_user_id,
+            },
+        }
+        return await self._system_message(chat, system, now, {"wa_id": old_wa_id, "user_id": old_user_id})
+
+    async def change_user_id(self, request: web.Request) -> web.Response:
+        """``{"user_id": "<new BSUID>"}`` (optional: one is generated in the same country):
+        a ``system`` message of type ``user_changed_user_id``, without any phone number."""
+        chat = self._existing_chat(request)
+        data = await _read_object(request)
+        user_id = data.get("user_id")
+        if user_id is not None and not is_bsuid(user_id):
+            raise _json_error(400, "user_id must be a business-scoped user id, e.g. DE.1234567890123456789")
+        try:
+            old_user_id = self.state.change_user_id(chat, user_id)
+        except IdentityError as exc:
+            raise _identity_error(exc) from None
+        now = self.state.clock.now()
+        system = {
+            "from_user_id": chat.user_id,
+            "id": new_wamid(chat.user_id),
+            "timestamp": str(int(now)),
+            "type": "system",
+            "system": {
+                "body": f"User {chat.profile_name} changed their user ID",
+                "type": "user_changed_user_id",
+                "user_id": chat.user_id,
+                "previous_user_id": old_user_id,
+            },
+        }
+        return await self._system_message(chat, system, now, {"wa_id": chat.wa_id, "user_id": old_user_id})
+
+    async def _system_message(
+        self, chat: Chat, system: dict[str, Any], now: float, previous: dict[str, Optional[str]],
+    ) -> web.Response:
+        """Keep a ``system`` message in the chat (it does not open the window) and deliver
+        its webhook (no ``contacts`` array)."""
+        message = ChatMessage(
+            id=system["id"], direction="customer", type="system", payload=system, timestamp=now, status="sent",
+        )
+        message.webhook_raw = serialize(system_webhook(self.config, system))
+        self.state.add_message(chat, message)
+        self._publish_identity(chat)
+        self.state.hub.publish(chat.key, "message", message.to_json())
+        result = await self._deliver_customer_message(chat, message)
+        return web.json_response({**result, "chat": chat.identity.to_json(), "previous": previous})
+
     async def chat_events(self, request: web.Request) -> web.StreamResponse:
         """Server-Sent Events: ``snapshot`` first, then ``message``/``status``/``typing``/
-        ``webhook``/``preference`` updates for this chat."""
-        wa_id = self._wa_id(request)
+        ``webhook``/``preference``/``identity`` updates for this customer (followed across
+        number and user-id changes)."""
+        chat = self._customer_chat(request)
         response = web.StreamResponse(headers={
             "Content-Type": "text/event-stream",
             "Cache-Control": "no-cache",
             "X-Accel-Buffering": "no",
         })
         await response.prepare(request)
-        queue = self.state.hub.subscribe(wa_id)  # before the snapshot, so nothing is missed
+        queue = self.state.hub.subscribe(chat.key)  # before the snapshot, so nothing is missed
         try:
-            chat = self.state.chats.get(wa_id)
-            snapshot = self._chat_json(chat) if chat else {"wa_id": wa_id, "messages": []}
-            await response.write(_sse("snapshot", snapshot))
+            await response.write(_sse("snapshot", self._chat_json(chat)))
             while True:
                 try:
                     item = await asyncio.wait_for(queue.get(), SSE_KEEPALIVE_SECONDS)
@@ -523,7 +768,7 @@ class Simulator:
         except (ConnectionResetError, ConnectionError):
             pass  # the page went away
         finally:
-            self.state.hub.unsubscribe(wa_id, queue)
+            self.state.hub.unsubscribe(chat.key, queue)
         return response
 
     # ------------------------------------------------------------------ test API
@@ -547,19 +792,26 @@ class Simulator:
         self.state.faults.clear()
         return web.json_response({"queued": 0})
 
-    @staticmethod
-    def _request_filter(request: web.Request) -> Callable[[RequestRecord], bool]:
+    def _request_filter(self, request: web.Request) -> Callable[[RequestRecord], bool]:
         since = _query_int(request, "since", 0)
         kind = request.query.get("kind")
         to = request.query.get("to")
         if kind not in (None, "message", "read", "other"):
             raise _json_error(400, "kind must be message, read or other")
 
+        def addressed(record: RequestRecord, customer: str) -> bool:
+            """Sent to that phone number or BSUID (by ``to`` or ``recipient``), or to the
+            customer known by it now (also before they shared or changed their number)."""
+            if record.addressed_to(customer):
+                return True
+            chat = self.state.find_chat(customer)
+            return chat is not None and record.chat_key == chat.key
+
         def matches(record: RequestRecord) -> bool:
             return (
                 record.seq > since
                 and (kind is None or record.kind == kind)
-                and (to is None or graph_api.normalize_recipient(record.to or "") == to)
+                and (to is None or addressed(record, to))
             )
         return matches
 
@@ -636,6 +888,8 @@ class Simulator:
         return {"offset_seconds": self.state.clock.offset_seconds, "now": self.state.clock.now()}
 
     async def reset(self, request: web.Request) -> web.Response:
+        # Open pages reconnect (EventSource does) and get a fresh snapshot.
+        self.state.hub.close_all()
         self.state.reset()
         return web.json_response({"reset": True})
 

@@ -168,6 +168,8 @@ def build_inbound_message(
         if not isinstance(emoji, str):
             raise CustomerInputError("'emoji' must be a string")
         message.update(type="reaction", reaction={"message_id": target, "emoji": emoji})
+    elif kind == "contacts":
+        message.update(type="contacts", contacts=[_own_contact_card(request, chat)])
     elif kind == "raw":
         # Escape hatch for tests: any message object (system, unsupported, errors...).
         raw = request.get("message")
@@ -184,11 +186,32 @@ def build_inbound_message(
     head: dict[str, Any] = {"context": context} if context else {}
     return {
         **head,
-        "from": chat.wa_id,
+        **chat.identity.sender(),  # "from" only with a phone number, "from_user_id" always
         "id": message_id,
         "timestamp": str(int(timestamp)),
         **message,
     }
+
+
+def _own_contact_card(request: Mapping[str, Any], chat: Chat) -> dict[str, Any]:
+    """The customer's own contact card, e.g. answering a contact-info request
+    (``"origin": "contact_request"``) with the phone number they agreed to share."""
+    if chat.wa_id is None:
+        raise CustomerInputError("a customer without a phone number has no contact card to share")
+    first, _, last = chat.profile_name.partition(" ")
+    name: dict[str, Any] = {"formatted_name": chat.profile_name, "first_name": first}
+    if last:
+        name["last_name"] = last
+    card: dict[str, Any] = {
+        "name": name,
+        "phones": [{"phone": f"+{chat.wa_id}", "wa_id": chat.wa_id, "type": "MOBILE"}],
+    }
+    origin = request.get("origin")
+    if origin is not None:
+        if not isinstance(origin, str) or not origin:
+            raise CustomerInputError("'origin' must be a non-empty string")
+        card["origin"] = origin
+    return card
 
 
 def _order(request: Mapping[str, Any], catalog: Catalog) -> dict[str, Any]:

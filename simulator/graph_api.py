@@ -20,6 +20,8 @@ import re
 import secrets
 from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
+from .identity import Address, is_bsuid, normalize_phone
+
 MESSAGE_TYPES = (
     "text", "interactive", "image", "document", "audio", "video", "sticker",
     "template", "reaction", "location", "contacts",
@@ -32,6 +34,7 @@ HEADER_TYPES = ("text", "image", "video", "document")
 # Limits from Meta's reference (see /work/shared/whatsapp-cloud-api.md).
 TEXT_BODY_MAX = 4096
 INTERACTIVE_BODY_MAX = 1024
+LIST_BODY_MAX = 4096
 HEADER_TEXT_MAX = 60
 FOOTER_MAX = 60
 BUTTONS_MAX = 3
@@ -72,9 +75,19 @@ KNOWN_ERRORS: Mapping[int, tuple[int, str, str]] = {
     131026: (400, "(#131026) Message undeliverable", "Message undeliverable"),
     131047: (400, "(#131047) Re-engagement message", "Re-engagement message"),
     131048: (400, "(#131048) Spam rate limit hit", "Spam rate limit hit"),
+    131049: (400, "(#131049) This message was not delivered to maintain healthy ecosystem engagement.",
+             "This message was not delivered to maintain healthy ecosystem engagement."),
+    131050: (400, "(#131050) Unable to deliver the message. This recipient has chosen to stop "
+             "receiving marketing messages on WhatsApp from your business.",
+             "User has stopped marketing messages"),
     131051: (400, "(#131051) Unsupported message type", "Unsupported message type"),
+    131052: (400, "(#131052) Media download error", "Media download error"),
+    131053: (400, "(#131053) Media upload error", "Media upload error"),
     131056: (400, "(#131056) (Business Account, Consumer Account) pair rate limit hit",
              "(Business Account, Consumer Account) pair rate limit hit"),
+    131057: (503, "(#131057) Account in maintenance mode", "Account in maintenance mode"),
+    131062: (400, "(#131062) This message type cannot be sent to a business-scoped user ID recipient",
+             "Message type not supported for business-scoped user ID recipients"),
     132000: (400, "(#132000) Number of parameters does not match the expected number of params",
              "Number of parameters does not match the expected number of params"),
     132001: (404, "(#132001) Template name does not exist in the translation",
@@ -92,6 +105,8 @@ DEFAULT_DETAILS: Mapping[int, str] = {
             "be sent from this phone number.",
     131056: "Too many messages sent from the sender phone number to the same recipient phone "
             "number in a short period of time.",
+    131062: "This message type cannot be sent to a BSUID recipient. Send it to the user's phone "
+            "number instead.",
 }
 
 
@@ -284,11 +299,6 @@ def is_read_receipt(body: Any) -> bool:
     return isinstance(body, dict) and body.get("status") == "read"
 
 
-def normalize_recipient(to: str) -> str:
-    """Meta accepts ``+49 170 1234567`` style input and answers with the bare digits."""
-    return re.sub(r"\D", "", to)
-
-
 def validate_read_receipt(body: Mapping[str, Any]) -> str:
     """Check a mark-as-read body; returns the message id."""
     _messaging_product(body)
@@ -308,8 +318,33 @@ def _messaging_product(body: Mapping[str, Any]) -> None:
         )
 
 
-def validate_send(body: Any) -> tuple[str, str]:
-    """Validate a send body; returns ``(message type, normalized recipient wa_id)``.
+def validate_address(body: Mapping[str, Any]) -> Address:
+    """``to`` (a phone number, with or without "+") or, without it, ``recipient`` (a BSUID).
+
+    The simulator treats a number without "+" as a full international number too (Meta
+    would prepend the business number's country code).
+    """
+    if body.get("to") is None and body.get("recipient") is not None:
+        recipient = _string(body, "recipient", [], max_len=140) or ""
+        if not is_bsuid(recipient):
+            raise invalid_parameter(
+                "Param recipient must be a business-scoped user id (country code, a dot and up to "
+                f"128 letters or digits, e.g. US.1234567890123456789), got {recipient!r}."
+            )
+        return Address(by="recipient", value=recipient, input=recipient)
+    if body.get("to") is None:
+        raise invalid_parameter(
+            "The parameter to is required. (Or send to a business-scoped user id with recipient.)"
+        )
+    to = _string(body, "to", [], max_len=32) or ""
+    wa_id = normalize_phone(to)
+    if not 5 <= len(wa_id) <= 15:
+        raise invalid_parameter(f"Param to must be a phone number (5 to 15 digits), got {to!r}.")
+    return Address(by="to", value=wa_id, input=to)
+
+
+def validate_send(body: Any) -> tuple[str, Address]:
+    """Validate a send body; returns ``(message type, recipient address)``.
 
     Raises :class:`GraphApiError` (code 100) naming the first violated limit.
     """
@@ -320,10 +355,7 @@ def validate_send(body: Any) -> tuple[str, str]:
         raise invalid_parameter(
             f"Param recipient_type must be 'individual', got {body.get('recipient_type')!r}."
         )
-    to = _string(body, "to", [], max_len=32)
-    wa_id = normalize_recipient(to or "")
-    if not 5 <= len(wa_id) <= 15:
-        raise invalid_parameter(f"Param to must be a phone number (5 to 15 digits), got {to!r}.")
+    address = validate_address(body)
     # Meta defaults a missing type to "text".
     message_type = body.get("type", "text")
     if message_type not in MESSAGE_TYPES:
@@ -335,7 +367,7 @@ def validate_send(body: Any) -> tuple[str, str]:
         _string(context, "message_id", ["context"])
     if message_type == "contacts":  # the only type whose payload is an array
         validate_contacts(body)
-        return message_type, wa_id
+        return message_type, address
     payload = _object(body, message_type, [])
     assert payload is not None
 
@@ -356,7 +388,7 @@ def validate_send(body: Any) -> tuple[str, str]:
         _string(payload, "emoji", ["reaction"], min_len=0, max_len=10)
     elif message_type == "location":
         _validate_location(payload)
-    return message_type, wa_id
+    return message_type, address
 
 
 def _validate_media(media: Mapping[str, Any], path: Sequence[PathPart], *, captioned: bool) -> None:
@@ -423,7 +455,8 @@ def validate_interactive(interactive: Mapping[str, Any]) -> None:
     # Body is optional only for single-product messages.
     body = _object(interactive, "body", path, required=kind != "product")
     if body is not None:
-        _string(body, "text", [*path, "body"], max_len=INTERACTIVE_BODY_MAX)
+        body_max = LIST_BODY_MAX if kind == "list" else INTERACTIVE_BODY_MAX
+        _string(body, "text", [*path, "body"], max_len=body_max)
     footer = _object(interactive, "footer", path, required=False)
     if footer is not None:
         _string(footer, "text", [*path, "footer"], max_len=FOOTER_MAX)
@@ -457,7 +490,8 @@ def validate_interactive(interactive: Mapping[str, Any]) -> None:
         row_ids: list[str] = []
         for index, section in enumerate(sections):
             s_path = [*a_path, "sections", index]
-            _string(section, "title", s_path, max_len=SECTION_TITLE_MAX, required=len(sections) > 1)
+            # The current reference marks list section titles required, even for one section.
+            _string(section, "title", s_path, max_len=SECTION_TITLE_MAX)
             rows = _array(section, "rows", s_path, min_items=1, max_items=None)
             for r_index, row in enumerate(rows):
                 r_path = [*s_path, "rows", r_index]

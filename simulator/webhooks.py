@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Mapping, Optional
 import aiohttp
 
 from .config import SimulatorConfig
+from .identity import Identity, StatusRecipient
 from .state import RecordLog, WebhookRecord
 
 logger = logging.getLogger(__name__)
@@ -54,37 +55,53 @@ def metadata(config: SimulatorConfig) -> dict[str, str]:
     }
 
 
-def message_webhook(
-    config: SimulatorConfig, wa_id: str, profile_name: str, message: Mapping[str, Any]
-) -> dict[str, Any]:
+def message_webhook(config: SimulatorConfig, customer: Identity, message: Mapping[str, Any]) -> dict[str, Any]:
+    """A customer message: ``contacts`` names the customer (``wa_id`` only with a phone
+    number, ``user_id`` always, ``profile.username`` when they have one)."""
     return envelope(config, "messages", {
         "messaging_product": "whatsapp",
         "metadata": metadata(config),
-        "contacts": [{"profile": {"name": profile_name}, "wa_id": wa_id}],
+        "contacts": [customer.contact()],
         "messages": [message],
     })
+
+
+def system_webhook(config: SimulatorConfig, message: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``system`` message (number or user id changed): no ``contacts`` array."""
+    return envelope(config, "messages", {
+        "messaging_product": "whatsapp",
+        "metadata": metadata(config),
+        "messages": [message],
+    })
+
+
+def pricing(category: str, *, window_open: bool) -> dict[str, Any]:
+    """Per-message pricing (PMP, since July 2025): free-form answers and utility templates
+    inside the customer-service window are free; other templates are ``regular``.
+    ``billable`` (deprecated) is true for ``regular`` only."""
+    free = category == "service" or (category == "utility" and window_open)
+    kind = "free_customer_service" if free else "regular"
+    return {"billable": kind == "regular", "pricing_model": "PMP", "type": kind, "category": category}
 
 
 def status_object(
     message_id: str,
     status: str,
     timestamp: float,
-    recipient_id: str,
+    recipient: StatusRecipient,
     *,
-    conversation: Optional[Mapping[str, Any]] = None,
     pricing: Optional[Mapping[str, Any]] = None,
     errors: Optional[List[Mapping[str, Any]]] = None,
 ) -> dict[str, Any]:
+    """One ``statuses[]`` entry; no ``conversation`` object (v24+ webhooks omit it)."""
     data: dict[str, Any] = {
         "id": message_id,
         "status": status,
         "timestamp": str(int(timestamp)),
-        "recipient_id": recipient_id,
+        **recipient.fields(status),
     }
-    if conversation is not None:
-        data["conversation"] = conversation
     if pricing is not None:
-        data["pricing"] = pricing
+        data["pricing"] = dict(pricing)
     if errors is not None:
         data["errors"] = errors
     return data
@@ -99,23 +116,26 @@ def status_webhook(config: SimulatorConfig, status: Mapping[str, Any]) -> dict[s
 
 
 def user_preferences_webhook(
-    config: SimulatorConfig, wa_id: str, profile_name: str, value: str, timestamp: float
+    config: SimulatorConfig, customer: Identity, value: str, timestamp: float
 ) -> dict[str, Any]:
+    """Stop/Resume of marketing messages: ``user_id`` always, ``wa_id`` only with a phone."""
     detail = (
         "User requested to stop marketing messages" if value == "stop"
         else "User requested to resume marketing messages"
     )
+    entry: dict[str, Any] = {"wa_id": customer.wa_id} if customer.wa_id else {}
+    entry.update(
+        user_id=customer.user_id,
+        detail=detail,
+        category="marketing_messages",
+        value=value,
+        timestamp=int(timestamp),
+    )
     return envelope(config, "user_preferences", {
         "messaging_product": "whatsapp",
         "metadata": metadata(config),
-        "contacts": [{"profile": {"name": profile_name}, "wa_id": wa_id}],
-        "user_preferences": [{
-            "wa_id": wa_id,
-            "detail": detail,
-            "category": "marketing_messages",
-            "value": value,
-            "timestamp": int(timestamp),
-        }],
+        "contacts": [customer.contact()],
+        "user_preferences": [entry],
     })
 
 

@@ -178,37 +178,91 @@ def trained_model(name: str, config: Path, domain: Path, data: List[Path], extra
 
 @dataclass
 class Simulator:
-    """Client for the simulator's test API (it plays the Graph API in tests)."""
+    """Client for the simulator's test API (it plays the Graph API in tests).
+
+    A customer is named by their phone number or their business-scoped user id (BSUID);
+    the chat routes accept either.
+    """
 
     url: str
 
-    def requests(self, since: int = 0) -> List[Dict[str, Any]]:
-        return requests.get(f"{self.url}/sim/api/requests", params={"since": since}, timeout=5).json()
+    def requests(self, since: int = 0, **query: Any) -> List[Dict[str, Any]]:
+        """Logged Graph API requests; ``kind=message|read|other``, ``to=<customer>``."""
+        return requests.get(f"{self.url}/sim/api/requests", params={"since": since, **query}, timeout=5).json()
 
     def wait_for_messages(self, to: str, count: int, since: int = 0, timeout: float = 30) -> List[Dict[str, Any]]:
-        """Bot messages (not read receipts) sent to `to`, once `count` of them arrived."""
+        """Bot messages (not read receipts) sent to customer `to`, once `count` of them arrived.
+
+        `to` is a phone number (with or without "+") or a BSUID; a send counts however the
+        bot addressed it (``to`` or ``recipient``), also when it went to the same customer
+        before they shared or changed their number."""
 
         def sent() -> List[Dict[str, Any]]:
-            found = [
-                r for r in self.requests(since)
-                if r["body"].get("to") == to and r["body"].get("status") != "read" and r["response_status"] == 200
-            ]
+            found = [r for r in self.messages_to(to, since) if r["response_status"] == 200]
             return found if len(found) >= count else []
 
         return wait_until(sent, timeout, f"{count} message(s) to {to}")
 
     def messages_to(self, to: str, since: int = 0) -> List[Dict[str, Any]]:
-        return [r for r in self.requests(since) if r["body"].get("to") == to and r["body"].get("status") != "read"]
+        """Bot send requests (any outcome, not read receipts) to customer `to` (see
+        :meth:`wait_for_messages`)."""
+        return self.requests(since, kind="message", to=to)
 
     def last_seq(self) -> int:
         reqs = self.requests()
         return reqs[-1]["seq"] if reqs else 0
 
     def add_faults(self, *faults: Dict[str, Any]) -> None:
+        """E.g. ``{"status": 400, "code": 131062, "addressed_by": "recipient"}``."""
         requests.post(f"{self.url}/sim/api/faults", json={"faults": list(faults)}, timeout=5).raise_for_status()
 
     def customer_says(self, wa_id: str, **message: Any) -> Dict[str, Any]:
+        """The customer (phone number or BSUID) sends a message."""
         response = requests.post(f"{self.url}/sim/api/chats/{wa_id}/messages", json=message, timeout=15)
+        response.raise_for_status()
+        return response.json()
+
+    # --- identities (business-scoped user ids, usernames, number changes) ----------
+
+    def chat(self, customer: str) -> Dict[str, Any]:
+        """The chat of a customer (phone number or BSUID): ``user_id``, ``wa_id`` (None
+        for a username customer), ``username``, ``profile_name``, ``messages``..."""
+        response = requests.get(f"{self.url}/sim/api/chats/{customer}", timeout=5)
+        response.raise_for_status()
+        return response.json()
+
+    def user_id_of(self, wa_id: str) -> str:
+        """The BSUID of the customer with this phone number (created if new)."""
+        return self.create_customer(wa_id=wa_id)["user_id"]
+
+    def create_customer(self, **body: Any) -> Dict[str, Any]:
+        """``POST /sim/api/chats`` (idempotent): ``wa_id=...`` and/or ``username=...``,
+        ``country=`` (username customers only), ``profile_name=``; returns the chat."""
+        response = requests.post(f"{self.url}/sim/api/chats", json=body, timeout=5)
+        response.raise_for_status()
+        return response.json()
+
+    def create_username_customer(self, username: str, name: str = "Kim", country: str = "DE") -> str:
+        """A customer with a WhatsApp username and no phone number; returns their BSUID."""
+        return self.create_customer(username=username, profile_name=name, country=country)["user_id"]
+
+    def share_number(self, customer: str, wa_id: str, send_contact: bool = True) -> Dict[str, Any]:
+        """The customer shares their phone number (by default as a ``contacts`` message
+        answering a contact request); later webhooks carry ``from``/``wa_id`` too."""
+        return self._identity_change(customer, "share-number", {"wa_id": wa_id, "send_contact": send_contact})
+
+    def change_number(self, customer: str, new_wa_id: str) -> Dict[str, Any]:
+        """``user_changed_number`` system webhook; the BSUID is regenerated. Returns
+        ``{"id", "status", "webhook", "chat": {...new ids}, "previous": {"wa_id", "user_id"}}``."""
+        return self._identity_change(customer, "change-number", {"wa_id": new_wa_id})
+
+    def change_user_id(self, customer: str, new_user_id: Optional[str] = None) -> Dict[str, Any]:
+        """``user_changed_user_id`` system webhook (a new BSUID is generated unless given)."""
+        body = {"user_id": new_user_id} if new_user_id is not None else {}
+        return self._identity_change(customer, "change-user-id", body)
+
+    def _identity_change(self, customer: str, operation: str, body: Dict[str, Any]) -> Dict[str, Any]:
+        response = requests.post(f"{self.url}/sim/api/chats/{customer}/{operation}", json=body, timeout=15)
         response.raise_for_status()
         return response.json()
 

@@ -13,8 +13,8 @@ from shop.schema import inbox as inbox_table
 from shop.schema import workers
 
 
-def events(*ids, wa_id="4917"):
-    return [InboxEvent(i, "message", wa_id, "{}") for i in ids]
+def events(*ids, sender="4917"):
+    return [InboxEvent(i, "message", sender, "{}") for i in ids]
 
 
 def test_a_redelivered_event_is_recorded_once(db):
@@ -75,8 +75,8 @@ def test_a_live_worker_keeps_its_events_until_its_heartbeat_goes_stale(db):
         assert conn.execute(sa.select(sa.func.count()).select_from(workers)).scalar() == 0
 
 
-def item(seq, wa_id):
-    return InboxItem(seq, f"wamid.{seq}", "message", wa_id, "{}")
+def item(seq, sender):
+    return InboxItem(seq, f"wamid.{seq}", "message", sender, "{}")
 
 
 def test_dispatcher_keeps_each_customers_order_and_runs_customers_concurrently():
@@ -85,7 +85,7 @@ def test_dispatcher_keeps_each_customers_order_and_runs_customers_concurrently()
     running = set()
 
     async def process(it: InboxItem) -> None:
-        running.add(it.wa_id)
+        running.add(it.sender)
         if len(running) == 2:
             both_running.set()
         log.append(("start", it.seq))
@@ -93,7 +93,7 @@ def test_dispatcher_keeps_each_customers_order_and_runs_customers_concurrently()
         for _ in range(5):
             await asyncio.sleep(0)
         log.append(("end", it.seq))
-        running.discard(it.wa_id)
+        running.discard(it.sender)
 
     dispatcher = Dispatcher(process)
     dispatcher.start()
@@ -132,9 +132,9 @@ def test_dispatcher_survives_a_failing_event():
 def test_a_later_event_of_a_customer_waits_for_the_earlier_one(db):
     """Across workers: worker B must not answer message 2 while A still has message 1."""
     a, b = WorkerIdentity("h", 1, "h:1:a"), WorkerIdentity("h", 2, "h:2:b")
-    [first] = db.with_cursor(inbox.record, events("wamid.1", wa_id="4917"), a.instance_id, time.time())
-    [second] = db.with_cursor(inbox.record, events("wamid.2", wa_id="4917"), b.instance_id, time.time())
-    [other] = db.with_cursor(inbox.record, events("wamid.3", wa_id="4918"), b.instance_id, time.time())
+    [first] = db.with_cursor(inbox.record, events("wamid.1", sender="4917"), a.instance_id, time.time())
+    [second] = db.with_cursor(inbox.record, events("wamid.2", sender="4917"), b.instance_id, time.time())
+    [other] = db.with_cursor(inbox.record, events("wamid.3", sender="4918"), b.instance_id, time.time())
     assert db.with_cursor(inbox.start_attempt, second, b.instance_id) == inbox.WAIT
     assert db.with_cursor(inbox.start_attempt, other, b.instance_id).event_id == "wamid.3"
     db.with_cursor(inbox.start_attempt, first, a.instance_id)
@@ -171,14 +171,16 @@ def test_a_status_is_stored_for_a_contact_and_forgotten_for_an_erased_one(db):
     import json
 
     from connectors.processing import EventProcessor
-    from shop import contacts, messages
+    from shop import contacts, gdpr, messages
     from tests.meta_payloads import status
 
     me = WorkerIdentity.current()
     known, erased = "491701", "491702"
-    db.transaction(contacts.touch_inbound, known, "Kim", time.time())
+    ids = {w: db.transaction(contacts.resolve, contacts.Identifiers(phone=w, profile_name="Kim"), time.time()).contact_id
+           for w in (known, erased)}
     for wa_id in (known, erased):
-        db.with_cursor(messages.record_sent, f"wamid.out-{wa_id}", wa_id, "text")
+        db.with_cursor(messages.record_sent, f"wamid.out-{wa_id}", ids[wa_id], "text")
+    db.transaction(gdpr.erase, ids[erased])
     recorded = db.with_cursor(inbox.record, [
         InboxEvent(f"wamid.out-{w}:delivered", "status", w, json.dumps(status(f"wamid.out-{w}", w, "delivered"))) for w in (known, erased)
     ], me.instance_id, time.time())
@@ -186,7 +188,35 @@ def test_a_status_is_stored_for_a_contact_and_forgotten_for_an_erased_one(db):
         db.transaction(EventProcessor._store_status, item)
 
     with db.engine.connect() as conn:
-        rows = dict(conn.execute(sa.select(inbox_table.c.wa_id, inbox_table.c.state)).all())
-        delivered = dict(conn.execute(sa.text("SELECT wa_id, status FROM wa_outbound")).all())
+        rows = dict(conn.execute(sa.select(inbox_table.c.sender, inbox_table.c.state)).all())
+        delivered = {r.contact_id: r for r in conn.execute(sa.text(
+            "SELECT contact_id, status, recipient_wa_id, pricing_model, pricing_type, pricing_category FROM wa_outbound"))}
     assert rows == {known: "done"}  # nothing with the erased contact's number is kept
-    assert delivered[known] == "delivered"
+    assert set(delivered) == {ids[known]}
+    row = delivered[ids[known]]
+    assert (row.status, row.recipient_wa_id) == ("delivered", known)
+    assert (row.pricing_model, row.pricing_type, row.pricing_category) == ("PMP", "free_customer_service", "service")
+
+
+def test_a_status_without_the_number_is_matched_by_message_id(db):
+    """After a send addressed to a BSUID the status has no recipient_id: the message id
+    leads to the contact."""
+    import json
+
+    from connectors.processing import EventProcessor
+    from shop import contacts, messages
+    from tests.meta_payloads import status
+
+    me = WorkerIdentity.current()
+    bsuid = "DE.1234567890123456789"
+    contact_id = db.transaction(contacts.resolve, contacts.Identifiers(user_id=bsuid, username="kim"), time.time()).contact_id
+    db.with_cursor(messages.record_sent, "wamid.out-bsuid", contact_id, "text")
+    [recorded] = db.with_cursor(inbox.record, [
+        InboxEvent("wamid.out-bsuid:read", "status", bsuid, json.dumps(status("wamid.out-bsuid", bsuid, "read")))
+    ], me.instance_id, time.time())
+    db.transaction(EventProcessor._store_status, recorded)
+    stored = db.transaction(messages.get, "wamid.out-bsuid")
+    assert (stored.contact_id, stored.status) == (contact_id, "read")
+    with db.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT recipient_user_id, recipient_wa_id FROM wa_outbound")).one() == (bsuid, None)
+        assert conn.execute(sa.select(inbox_table.c.state)).scalar() == "done"

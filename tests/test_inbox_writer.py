@@ -20,8 +20,8 @@ from tests import meta_payloads
 from tests.conftest import free_port
 
 
-def events(*ids, wa_id="4917"):
-    return [InboxEvent(i, "message", wa_id, '{"n": "%s"}' % i) for i in ids]
+def events(*ids, sender="4917"):
+    return [InboxEvent(i, "message", sender, '{"n": "%s"}' % i) for i in ids]
 
 
 def stored(db):
@@ -214,7 +214,7 @@ async def test_a_listening_writer_acknowledges_records_and_reports_each_new_mess
     # The pipe keeps order: had a redelivery been reported, it would come before "bye".
     assert [wire.parse_envelope(i.payload).text for i in items] == ["hi", "bye"]
     assert items[0].event_id == first["entry"][0]["changes"][0]["value"]["messages"][0]["id"]
-    assert items[0].seq < items[1].seq and all(i.kind == "message" and i.wa_id == "4917001" for i in items)
+    assert items[0].seq < items[1].seq and all(i.kind == "message" and i.sender == "4917001" for i in items)
     assert [(row.event_id, row.owner) for row in stored(db)] == [(i.event_id, me.instance_id) for i in items]
 
 

@@ -26,9 +26,9 @@
     chats: [],
     chatsKey: null,
     chatsFetchedAt: 0,
-    selected: null,        // wa_id of the open chat
+    selected: null,        // contact_id of the open chat
     generation: 0,         // bumped when the open chat changes: stale answers are ignored
-    chat: null,            // last /chats/<wa_id> answer
+    chat: null,            // last /chats/<contact_id> answer
     chatKey: null,
     historyKeys: [],       // one key per rendered history entry
     historyRendered: false,
@@ -83,7 +83,7 @@
     return data;
   }
 
-  const chatPath = (waId) => `/chats/${encodeURIComponent(waId)}`;
+  const chatPath = (contactId) => `/chats/${encodeURIComponent(contactId)}`;
 
   /** A 401 anywhere means the token is no longer good: back to the login screen. */
   function handleAuth(error) {
@@ -114,7 +114,11 @@
     return `${date.toLocaleDateString([], { day: 'numeric', month: 'short' })} ${time}`;
   }
 
-  const displayName = (chat) => chat.name || `+${chat.wa_id}`;
+  // Customers are addressed by contact id; the phone number is shown when known (customers
+  // with a WhatsApp username may have none), the username otherwise.
+  const contactLine = (chat) => [chat.phone ? `+${chat.phone}` : '', chat.username ? `@${chat.username}` : '']
+    .filter(Boolean).join(' · ') || 'no phone number';
+  const displayName = (chat) => chat.name || (chat.username ? `@${chat.username}` : '') || (chat.phone ? `+${chat.phone}` : chat.contact_id);
 
   function statusText(chat) {
     if (!chat.agent) return 'queued';
@@ -296,11 +300,11 @@
     const mine = chat.agent && chat.agent === state.me.name;
     const button = h('button', {
       type: 'button',
-      class: `queue-item${chat.wa_id === state.selected ? ' selected' : ''}${mine ? ' mine' : ''}`,
+      class: `queue-item${chat.contact_id === state.selected ? ' selected' : ''}${mine ? ' mine' : ''}`,
       testid: 'queue-item',
-      'data-wa-id': chat.wa_id,
-      'aria-current': chat.wa_id === state.selected ? 'true' : null,
-      onclick: () => openChat(chat.wa_id),
+      'data-contact-id': chat.contact_id,
+      'aria-current': chat.contact_id === state.selected ? 'true' : null,
+      onclick: () => openChat(chat.contact_id),
     },
       h('span', { class: 'avatar', 'aria-hidden': 'true', text: (chat.name || '#').trim().charAt(0).toUpperCase() || '#' }),
       h('span', { class: 'item-main' },
@@ -308,7 +312,7 @@
           h('span', { class: 'item-name', testid: 'queue-name', text: displayName(chat) }),
           h('span', { class: 'item-waiting', testid: 'waiting' })),
         h('span', { class: 'item-bottom muted' },
-          h('span', { class: 'item-number', text: `+${chat.wa_id}` }),
+          h('span', { class: 'item-number', text: contactLine(chat) }),
           h('span', { class: `item-status status-${chat.agent ? (mine ? 'mine' : 'other') : 'queued'}`, testid: 'queue-status', text: statusText(chat) }))));
     return h('li', {}, button);
   }
@@ -316,23 +320,23 @@
   function updateWaiting() {
     const elapsed = (Date.now() - state.chatsFetchedAt) / 1000;
     for (const chat of state.chats) {
-      const el = $('queue').querySelector(`.queue-item[data-wa-id="${CSS.escape(chat.wa_id)}"] [data-testid="waiting"]`);
+      const el = $('queue').querySelector(`.queue-item[data-contact-id="${CSS.escape(chat.contact_id)}"] [data-testid="waiting"]`);
       if (el) el.textContent = `waiting ${duration(chat.waiting_seconds + elapsed)}`;
     }
   }
 
   // ------------------------------------------------------------------ the open chat
 
-  function openChat(waId) {
-    if (state.selected === waId) return;
+  function openChat(contactId) {
+    if (state.selected === contactId) return;
     closeChat();
-    state.selected = waId;
+    state.selected = contactId;
     for (const item of $('queue').querySelectorAll('.queue-item')) {
-      const selected = item.dataset.waId === waId;
+      const selected = item.dataset.contactId === contactId;
       item.classList.toggle('selected', selected);
       if (selected) item.setAttribute('aria-current', 'true'); else item.removeAttribute('aria-current');
     }
-    const summary = state.chats.find((c) => c.wa_id === waId);
+    const summary = state.chats.find((c) => c.contact_id === contactId);
     if (summary) renderHeader(summary);
     $('history').replaceChildren(h('p', { class: 'empty muted', text: 'Loading the conversation…' }));
     show($('no-chat'), false);
@@ -366,12 +370,12 @@
 
   async function pollChat() {
     clearTimeout(state.chatTimer);
-    const waId = state.selected;
+    const contactId = state.selected;
     const generation = state.generation;
     const loop = ++state.chatLoop;
-    if (!state.running || !waId) return;
+    if (!state.running || !contactId) return;
     try {
-      const data = await api(chatPath(waId));
+      const data = await api(chatPath(contactId));
       if (generation !== state.generation || loop !== state.chatLoop) return;
       networkResult(true);
       renderChat(data);
@@ -379,7 +383,7 @@
       if (generation !== state.generation || loop !== state.chatLoop) return;
       if (handleAuth(e)) return;
       if (e instanceof ApiError && e.status === 404) {
-        closeChat(`The chat with ${chatTitle(waId)} is no longer waiting for people (it went back to the bot).`);
+        closeChat(`The chat with ${chatTitle(contactId)} is no longer waiting for people (it went back to the bot).`);
         pollChats();
         return;
       }
@@ -393,9 +397,9 @@
     if (state.selected) pollChat();
   }
 
-  function chatTitle(waId) {
-    const known = (state.chat && state.chat.chat.wa_id === waId && state.chat.chat) || state.chats.find((c) => c.wa_id === waId);
-    return known ? displayName(known) : `+${waId}`;
+  function chatTitle(contactId) {
+    const known = (state.chat && state.chat.chat.contact_id === contactId && state.chat.chat) || state.chats.find((c) => c.contact_id === contactId);
+    return known ? displayName(known) : `+${contactId}`;
   }
 
   function renderChat(data) {
@@ -411,7 +415,7 @@
 
   function renderHeader(chat) {
     $('chat-name').textContent = displayName(chat);
-    $('chat-number').textContent = `+${chat.wa_id}`;
+    $('chat-number').textContent = contactLine(chat);
     $('chat-label').textContent = chat.label;
     $('chat-reason').textContent = chat.reason ? `(${chat.reason.replace(/_/g, ' ')})` : '';
     const status = $('chat-status');
@@ -566,11 +570,11 @@
   }
 
   function claim() {
-    const waId = state.selected;
-    if (!waId) return;
+    const contactId = state.selected;
+    if (!contactId) return;
     act(async () => {
       try {
-        await api(`${chatPath(waId)}/claim`, { method: 'POST' });
+        await api(`${chatPath(contactId)}/claim`, { method: 'POST' });
       } finally {
         state.chatKey = null;
         refreshChatSoon();
@@ -580,14 +584,14 @@
   }
 
   async function sendReply() {
-    const waId = state.selected;
+    const contactId = state.selected;
     const input = $('reply-input');
     const text = input.value.trim();
-    if (!waId || !text || input.disabled) return;
+    if (!contactId || !text || input.disabled) return;
     await act(async () => {
       try {
-        await api(`${chatPath(waId)}/reply`, { method: 'POST', body: { text } });
-        if (state.selected === waId) input.value = '';
+        await api(`${chatPath(contactId)}/reply`, { method: 'POST', body: { text } });
+        if (state.selected === contactId) input.value = '';
       } catch (e) {
         if (e instanceof ApiError && e.status === 409 && e.data.reason === 'outside_window') {
           state.refusedAt = state.chat ? state.chat.chat.last_message_at : null;
@@ -604,22 +608,22 @@
   }
 
   function sendTemplate() {
-    const waId = state.selected;
+    const contactId = state.selected;
     const name = $('templates').value;
-    if (!waId || !name) return;
+    if (!contactId || !name) return;
     act(async () => {
-      await api(`${chatPath(waId)}/template`, { method: 'POST', body: { name } });
+      await api(`${chatPath(contactId)}/template`, { method: 'POST', body: { name } });
       refreshChatSoon();
       pollChats();
     }, $('send-template'));
   }
 
   function changeLabels(change) {
-    const waId = state.selected;
-    if (!waId) return;
+    const contactId = state.selected;
+    if (!contactId) return;
     act(async () => {
-      const data = await api(`${chatPath(waId)}/labels`, { method: 'POST', body: change });
-      if (state.selected === waId) {
+      const data = await api(`${chatPath(contactId)}/labels`, { method: 'POST', body: change });
+      if (state.selected === contactId) {
         renderLabels(data.labels || []);
         state.chatKey = null;
       }
@@ -627,17 +631,17 @@
   }
 
   function giveBack() {
-    const waId = state.selected;
-    if (!waId) return;
+    const contactId = state.selected;
+    if (!contactId) return;
     const note = $('return-note').value.trim();
-    const name = chatTitle(waId);
+    const name = chatTitle(contactId);
     act(async () => {
-      await api(`${chatPath(waId)}/return`, { method: 'POST', body: { note } });
-      state.chats = state.chats.filter((c) => c.wa_id !== waId);
+      await api(`${chatPath(contactId)}/return`, { method: 'POST', body: { note } });
+      state.chats = state.chats.filter((c) => c.contact_id !== contactId);
       state.chatsKey = null;
       renderQueue();
       updateWaiting();
-      if (state.selected === waId) closeChat(`The chat with ${name} went back to the bot.`);
+      if (state.selected === contactId) closeChat(`The chat with ${name} went back to the bot.`);
       pollChats();
     }, $('return'));
   }

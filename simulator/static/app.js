@@ -1,8 +1,9 @@
 /* WhatsApp simulator chat page. Vanilla JS, no build step, no network beyond this server.
  *
- * The page is a thin view: every customer action is a POST to /sim/api/chats/{wa_id}/...,
- * and everything shown comes back over Server-Sent Events (snapshot, message, status...),
- * so several tabs on the same number stay in sync.
+ * The page is a thin view: every customer action is a POST to /sim/api/chats/{id}/...
+ * (id: the customer's phone number or business-scoped user id), and everything shown comes
+ * back over Server-Sent Events (snapshot, message, status, identity...), so several tabs on
+ * the same customer stay in sync.
  * All text is inserted with textContent (never innerHTML): bot messages are untrusted.
  */
 'use strict';
@@ -14,7 +15,8 @@
   const state = {
     config: null,
     catalog: new Map(),
-    waId: null,
+    chatId: null,          // phone number or BSUID used in API paths (follows identity changes)
+    identity: null,        // {user_id, wa_id, username, profile_name}
     name: '',
     events: null,
     messages: new Map(),   // id -> message JSON from the server
@@ -465,6 +467,9 @@
         const l = p.location;
         return h('div', { class: 'text' }, `📍 ${l.name || 'Location'}\n${l.address || ''}\n${l.latitude}, ${l.longitude}`);
       }
+      case 'contacts':
+        return h('div', { 'data-testid': 'shared-contact' }, (p.contacts || []).map((c) => h('div', { class: 'doc' },
+          `👤 ${(c.name && c.name.formatted_name) || 'Contact'} ${((c.phones || [])[0] || {}).phone || ''}`)));
       case 'order': {
         const items = p.order.product_items;
         let total = 0;
@@ -610,6 +615,10 @@
   }
 
   function renderRow(message) {
+    if (message.type === 'system') {
+      return h('div', { class: 'system-note', 'data-testid': 'msg-system', 'data-id': message.id },
+        `🔄 ${(message.payload.system && message.payload.system.body) || 'Account changed'}`);
+    }
     if (message.direction === 'bot' && message.status === 'failed') {
       const error = message.error || {};
       return h('div', { class: 'system-note', 'data-testid': 'msg-failed', 'data-id': message.id },
@@ -695,9 +704,9 @@
   async function flushSeen() {
     const ids = [...state.seenQueue];
     state.seenQueue.clear();
-    if (!ids.length || !state.waId) return;
+    if (!ids.length || !state.chatId) return;
     try {
-      await api(`/chats/${state.waId}/seen`, { method: 'POST', body: { ids } });
+      await api(`/chats/${state.chatId}/seen`, { method: 'POST', body: { ids } });
     } catch (error) {
       ids.forEach((id) => state.seenQueue.add(id));
     }
@@ -707,7 +716,7 @@
 
   async function send(body) {
     try {
-      return await api(`/chats/${state.waId}/messages`, {
+      return await api(`/chats/${state.chatId}/messages`, {
         method: 'POST', body: { profile_name: state.name, ...body },
       });
     } catch (error) {
@@ -718,7 +727,7 @@
 
   async function redeliver(id) {
     try {
-      await api(`/chats/${state.waId}/messages/${encodeURIComponent(id)}/redeliver`, { method: 'POST' });
+      await api(`/chats/${state.chatId}/messages/${encodeURIComponent(id)}/redeliver`, { method: 'POST' });
     } catch (error) {
       showBotError(`Retry failed: ${error.message}`);
     }
@@ -726,7 +735,7 @@
 
   async function setPreference(value) {
     try {
-      await api(`/chats/${state.waId}/preferences`, { method: 'POST', body: { value } });
+      await api(`/chats/${state.chatId}/preferences`, { method: 'POST', body: { value } });
     } catch (error) {
       showBotError(`Could not change preferences: ${error.message}`);
     }
@@ -788,11 +797,12 @@
 
   function connect() {
     if (state.events) state.events.close();
-    const events = new EventSource(`${API}/chats/${state.waId}/events`);
+    const events = new EventSource(`${API}/chats/${state.chatId}/events`);
     state.events = events;
     events.addEventListener('snapshot', (e) => {
       const chat = JSON.parse(e.data);
       resetChatView();
+      applyIdentity(chat);
       (chat.messages || []).forEach(upsert);
     });
     events.addEventListener('message', (e) => upsert(JSON.parse(e.data)));
@@ -804,6 +814,7 @@
       message.error = update.error;
       render(message);
     });
+    events.addEventListener('identity', (e) => applyIdentity(JSON.parse(e.data)));
     events.addEventListener('typing', startTyping);
     events.addEventListener('webhook', (e) => {
       const result = JSON.parse(e.data);
@@ -814,15 +825,37 @@
     events.addEventListener('error', () => setSubtitle('reconnecting…'));
   }
 
-  function openChat(waId, name) {
-    state.waId = waId;
+  /** How the customer appears: "+491701234567" or "@kim.k". */
+  function handle(identity) {
+    if (identity.wa_id) return `+${identity.wa_id}`;
+    return identity.username ? `@${identity.username}` : identity.user_id;
+  }
+
+  /** The customer's ids changed (or became known): relabel, and follow a new number or
+   *  user id in the URL and the event stream (the old ids stop working). */
+  function applyIdentity(identity) {
+    if (!identity || !identity.user_id) return;
+    state.identity = identity;
+    $('me-label').textContent = `${state.name} (${handle(identity)})`;
+    $('me-user-id').textContent = identity.user_id;
+    if (state.chatId === identity.user_id || state.chatId === identity.wa_id) return;
+    state.chatId = identity.wa_id || identity.user_id;
+    sessionStorage.setItem(`sim.name.${state.chatId}`, state.name);
+    history.replaceState(null, '', `#/chat/${state.chatId}`);
+    connect();
+  }
+
+  function openChat(chatId, name) {
+    state.chatId = chatId;
+    state.identity = null;
     state.name = name;
     state.cart.clear();
     updateCartButton();
     clearPendingContext();
-    sessionStorage.setItem(`sim.name.${waId}`, name);
+    sessionStorage.setItem(`sim.name.${chatId}`, name);
     localStorage.setItem('sim.lastName', name);
-    $('me-label').textContent = `${name} (+${waId})`;
+    $('me-label').textContent = `${name} (${/^\d+$/.test(chatId) ? `+${chatId}` : chatId})`;
+    $('me-user-id').textContent = '';
     document.title = `${name} · ${state.config.shop_name} · WhatsApp simulator`;
     $('start').hidden = true;
     $('chat').hidden = false;
@@ -834,7 +867,8 @@
   function closeChat() {
     if (state.events) state.events.close();
     state.events = null;
-    state.waId = null;
+    state.chatId = null;
+    state.identity = null;
     $('chat').hidden = true;
     $('start').hidden = false;
     showStart();
@@ -846,56 +880,97 @@
     return digits;
   }
 
+  function showUsernameFields(on) {
+    $('username-switch').checked = on;
+    $('number-fields').hidden = on;
+    $('username-fields').hidden = !on;
+  }
+
   async function showStart() {
     $('name-input').value = localStorage.getItem('sim.lastName') || '';
     $('number-input').value = randomNumber();
+    $('username-input').value = '';
+    showUsernameFields(false);
     $('start-error').hidden = true;
     try {
       const chats = await api('/chats');
       const list = $('recent-list');
-      list.replaceChildren(...chats.map((chat) => h('li', {},
-        h('button', { type: 'button', 'data-testid': 'recent-chat',
-          onclick: () => { location.hash = `#/chat/${chat.wa_id}`; sessionStorage.setItem(`sim.name.${chat.wa_id}`, chat.profile_name); } },
-        `${chat.profile_name} · +${chat.wa_id}`))));
+      list.replaceChildren(...chats.map((chat) => {
+        const chatId = chat.wa_id || chat.user_id;
+        return h('li', {},
+          h('button', { type: 'button', 'data-testid': 'recent-chat',
+            onclick: () => { sessionStorage.setItem(`sim.name.${chatId}`, chat.profile_name); location.hash = `#/chat/${chatId}`; } },
+          `${chat.profile_name} · ${handle(chat)}`));
+      }));
       $('recent').hidden = chats.length === 0;
     } catch (_) {
       $('recent').hidden = true;
     }
   }
 
+  const CHAT_ROUTE = /^#\/chat\/(\d{5,15}|[A-Z]{2}\.[A-Za-z0-9.]{1,140})$/;
+
   function route() {
-    const match = /^#\/chat\/(\d{5,15})$/.exec(location.hash);
+    const match = CHAT_ROUTE.exec(location.hash);
     if (match) {
-      const waId = match[1];
-      if (waId !== state.waId) openChat(waId, sessionStorage.getItem(`sim.name.${waId}`) || 'Customer');
-    } else if (state.waId || $('start').hidden) {
+      const chatId = match[1];
+      const known = state.identity && [state.identity.user_id, state.identity.wa_id].includes(chatId);
+      if (chatId !== state.chatId && !known) openChat(chatId, sessionStorage.getItem(`sim.name.${chatId}`) || 'Customer');
+    } else if (state.chatId || $('start').hidden) {
       closeChat();
     }
   }
 
-  function onStart(event) {
+  function startError(text) {
+    const error = $('start-error');
+    error.textContent = text;
+    error.hidden = false;
+  }
+
+  /** The start form: a phone customer, or (switch on) a username customer without a number. */
+  async function onStart(event) {
     event.preventDefault();
     const name = $('name-input').value.trim();
-    const number = $('number-input').value.replace(/[\s+()-]/g, '');
-    const error = $('start-error');
     if (!name) {
-      error.textContent = 'Please enter a name.';
-      error.hidden = false;
+      startError('Please enter a name.');
       return;
     }
-    if (!/^\d{5,15}$/.test(number)) {
-      error.textContent = 'The number must be 5 to 15 digits including the country code, e.g. 491701234567.';
-      error.hidden = false;
+    const body = { profile_name: name };
+    if ($('username-switch').checked) {
+      const username = $('username-input').value.trim().replace(/^@/, '').toLowerCase();
+      if (!/^[a-z0-9._]{3,35}$/.test(username)) {
+        startError('The username must be 3 to 35 letters, digits, dots or underscores, e.g. kim.k.');
+        return;
+      }
+      Object.assign(body, { username, country: $('country-input').value });
+    } else {
+      const number = $('number-input').value.replace(/[\s+()-]/g, '');
+      if (!/^\d{5,15}$/.test(number)) {
+        startError('The number must be 5 to 15 digits including the country code, e.g. 491701234567.');
+        return;
+      }
+      body.wa_id = number;
+    }
+    let chat;
+    try {
+      chat = await api('/chats', { method: 'POST', body });
+    } catch (error) {
+      startError(error.message);
       return;
     }
-    sessionStorage.setItem(`sim.name.${number}`, name);
+    const chatId = chat.wa_id || chat.user_id;
+    sessionStorage.setItem(`sim.name.${chatId}`, name);
     state.name = name;
-    if (location.hash === `#/chat/${number}`) openChat(number, name);
-    else location.hash = `#/chat/${number}`;
+    if (location.hash === `#/chat/${chatId}`) openChat(chatId, name);
+    else location.hash = `#/chat/${chatId}`;
   }
 
   async function boot() {
     $('start-form').addEventListener('submit', onStart);
+    $('username-switch').addEventListener('change', (e) => {
+      showUsernameFields(e.target.checked);
+      (e.target.checked ? $('username-input') : $('number-input')).focus();
+    });
     $('composer-form').addEventListener('submit', submitComposer);
     $('composer').addEventListener('keydown', (e) => {
       if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) submitComposer(e);

@@ -58,3 +58,34 @@ def test_chat_with_the_bot_in_the_simulator(page):
     expect(bot.nth(2)).to_contain_text("Here are our socks")
     bot.nth(2).get_by_test_id("list-open").click()
     expect(page.get_by_test_id("list-row").first).to_contain_text("Everyday Crew Socks")
+
+
+def test_username_customer_chats_without_a_phone_number(page, stack):
+    """A customer with a WhatsApp username and no phone number (the page's switch): the bot
+    gets only their business-scoped user id and must answer by `recipient`."""
+    expect.set_options(timeout=20_000)
+    page.get_by_test_id("name-input").fill("Robin")
+    page.get_by_test_id("username-switch").check()
+    expect(page.get_by_test_id("number-input")).to_be_hidden()
+    page.get_by_test_id("username-input").fill("robin.knits")
+    page.get_by_test_id("country-input").select_option("AT")
+    page.get_by_test_id("start-chat").click()
+    user_id = page.get_by_test_id("me-user-id")
+    expect(user_id).to_have_text(re.compile(r"^AT\.\d{19}$"))
+    expect(page.get_by_test_id("me-label")).to_have_text("Robin (@robin.knits)")
+
+    page.get_by_test_id("composer").fill("hello")
+    page.get_by_test_id("composer").press("Enter")
+    bot = page.get_by_test_id("msg-bot")
+    expect(bot.first).to_contain_text("Hi!")
+    expect(page.get_by_test_id("msg-customer").first.get_by_test_id("ticks")).to_have_attribute("data-status", "read")
+    bot.first.get_by_test_id("reply-button").filter(has_text="Say goodbye").click()
+    expect(bot).to_have_count(2)
+    expect(bot.nth(1)).to_contain_text("Bye!")
+
+    bsuid = user_id.text_content()
+    chat = stack.simulator.chat(bsuid)
+    assert (chat["wa_id"], chat["username"]) == (None, "robin.knits")
+    sent = stack.simulator.wait_for_messages(bsuid, 2)
+    # No phone number is known: every send is addressed to the BSUID.
+    assert all(r["body"].get("recipient") == bsuid and "to" not in r["body"] for r in sent)

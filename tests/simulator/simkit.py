@@ -9,6 +9,8 @@ import asyncio
 import hashlib
 import hmac
 import json
+import re
+import time
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Optional
 
@@ -16,6 +18,7 @@ import aiohttp
 from aiohttp import web
 
 from simulator import SimulatorConfig, create_app
+from simulator.identity import bsuid_for_phone
 from simulator.state import ChangeSignal
 
 APP_SECRET = "test-app-secret"
@@ -26,6 +29,10 @@ WABA_ID = "102290129340398"
 CATALOG_ID = "1234567890123456"
 WEBHOOK_PATH = "/webhooks/whatsapp/webhook"
 CUSTOMER = "491701234567"
+#: The BSUID the simulator gives CUSTOMER (deterministic: derived from the number).
+CUSTOMER_USER_ID = bsuid_for_phone(CUSTOMER)
+#: A customer known by username only (no phone number), created with ``create_customer``.
+USERNAME = "kim.k"
 
 Behaviour = Callable[["BotStub", dict], Awaitable[None]]
 
@@ -167,10 +174,26 @@ class SimClient:
         return await self.request("POST", path, json=body, headers=headers)
 
     async def customer(self, wa_id: str = CUSTOMER, **body: Any) -> dict:
+        """The customer (phone number or BSUID) sends a message."""
         body.setdefault("profile_name", "Kim")
         status, data = await self.request("POST", f"/sim/api/chats/{wa_id}/messages", json=body)
         assert status == 200, data
         return data
+
+    async def create_customer(self, **body: Any) -> dict:
+        """``POST /sim/api/chats``: e.g. ``username="kim.k", country="DE"`` (no phone
+        number) or ``wa_id=...``; returns the chat (``user_id``, ``wa_id``, ``username``...)."""
+        body.setdefault("profile_name", "Kim")
+        status, data = await self.request("POST", "/sim/api/chats", json=body)
+        assert status in (200, 201), (status, data)
+        return data
+
+    async def username_customer(self, username: str = USERNAME, country: str = "DE") -> str:
+        """A customer with a username and no phone number who wrote once (window open);
+        returns their BSUID."""
+        user_id = (await self.create_customer(username=username, country=country))["user_id"]
+        await self.customer(user_id, type="text", text="hi")
+        return user_id
 
     async def get(self, path: str) -> Any:
         status, data = await self.request("GET", path)
@@ -195,9 +218,11 @@ class SimClient:
         return data
 
 
-def text_body(text: str = "hello", to: str = CUSTOMER) -> dict:
+def text_body(text: str = "hello", to: str = CUSTOMER, recipient: Optional[str] = None) -> dict:
+    """A text send; with ``recipient`` (a BSUID) addressed that way instead of ``to``."""
+    address = {"recipient": recipient} if recipient is not None else {"to": to}
     return {
-        "messaging_product": "whatsapp", "recipient_type": "individual", "to": to,
+        "messaging_product": "whatsapp", "recipient_type": "individual", **address,
         "type": "text", "text": {"body": text, "preview_url": False},
     }
 
@@ -215,6 +240,98 @@ def buttons_body(*titles: str, to: str = CUSTOMER, text: str = "Pick one") -> di
             ]},
         },
     }
+
+
+def template_body(name: str = "order_update", to: str = CUSTOMER) -> dict:
+    return {
+        "messaging_product": "whatsapp", "to": to, "type": "template",
+        "template": {"name": name, "language": {"code": "en_US"}, "components": [
+            {"type": "body", "parameters": [{"type": "text", "text": "LT-10421"}]}]},
+    }
+
+
+# --------------------------------------------------------------------------- assertions
+
+WAMID = re.compile(r"^wamid\.[A-Za-z0-9+/=_-]{16,}$")
+
+
+def assert_meta_error(status: int, body: Any, *, http: int, code: int, details: str | None = None,
+                      type_: str = "OAuthException") -> dict:
+    assert status == http, body
+    error = body["error"]
+    assert error["code"] == code, error
+    assert error["type"] == type_
+    assert isinstance(error["message"], str) and error["message"]
+    assert isinstance(error["fbtrace_id"], str) and len(error["fbtrace_id"]) >= 8
+    if details is not None:
+        assert error["error_data"]["messaging_product"] == "whatsapp"
+        assert details in error["error_data"]["details"], error["error_data"]["details"]
+    return error
+
+
+def assert_envelope(received: Received, field: str = "messages") -> dict:
+    """Every webhook: signed over the raw bytes, and Meta's envelope around one change."""
+    assert received.signature_valid
+    expected = "sha256=" + hmac.new(APP_SECRET.encode(), received.raw, hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(received.headers["X-Hub-Signature-256"], expected)
+    assert received.headers["Content-Type"].startswith("application/json")
+    body = received.body
+    assert set(body) == {"object", "entry"}
+    assert body["object"] == "whatsapp_business_account"
+    assert len(body["entry"]) == 1 and body["entry"][0]["id"] == WABA_ID
+    assert set(body["entry"][0]) == {"id", "changes"}
+    (change,) = body["entry"][0]["changes"]
+    assert set(change) == {"value", "field"} and change["field"] == field
+    value = change["value"]
+    assert value["messaging_product"] == "whatsapp"
+    assert value["metadata"] == {"display_phone_number": DISPLAY_NUMBER, "phone_number_id": PHONE_NUMBER_ID}
+    return value
+
+
+def assert_inbound(
+    received: Received, type_: str, name: str = "Kim", wa_id: str | None = CUSTOMER,
+    user_id: str = CUSTOMER_USER_ID, username: str | None = None,
+) -> dict:
+    """A customer message as Meta sends it since April 2026: the BSUID always
+    (``from_user_id``, ``contacts[].user_id``), the phone number only when known."""
+    value = assert_envelope(received)
+    assert set(value) == {"messaging_product", "metadata", "contacts", "messages"}
+    profile = {"name": name, **({"username": username} if username else {})}
+    phone = {"wa_id": wa_id} if wa_id else {}
+    assert value["contacts"] == [{"profile": profile, **phone, "user_id": user_id}]
+    (message,) = value["messages"]
+    assert message.get("from") == wa_id and ("from" in message) == (wa_id is not None)
+    assert message["from_user_id"] == user_id
+    assert WAMID.match(message["id"])
+    assert isinstance(message["timestamp"], str) and message["timestamp"].isdigit()
+    assert abs(int(message["timestamp"]) - time.time()) < 60
+    assert message["type"] == type_
+    assert type_ in message
+    return message
+
+
+def status_of(record: dict) -> dict:
+    return record["body"]["entry"][0]["changes"][0]["value"]["statuses"][0]
+
+
+async def sse_events(stream: aiohttp.ClientResponse):
+    name, data = None, []
+    while True:
+        line = (await stream.content.readline()).decode()
+        if not line:
+            return
+        line = line.rstrip("\n")
+        if line.startswith("event: "):
+            name = line[len("event: "):]
+        elif line.startswith("data: "):
+            data.append(line[len("data: "):])
+        elif line == "" and name:
+            yield name, json.loads("\n".join(data))
+            name, data = None, []
+
+
+async def next_event(events: Any) -> tuple[str, Any]:
+    return await asyncio.wait_for(events.__anext__(), 10)
 
 
 def make_config(webhook_url: str, **overrides: Any) -> SimulatorConfig:

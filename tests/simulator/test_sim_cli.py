@@ -78,7 +78,8 @@ async def test_python_dash_m_simulator_serves_the_page() -> None:
             async with session.get(match.group(1) + "/") as response:
                 page = await response.text()
                 assert response.status == 200
-                for testid in ("name-input", "number-input", "start-chat", "composer", "send"):
+                for testid in ("name-input", "number-input", "username-switch", "username-input",
+                               "country-input", "start-chat", "composer", "send", "me-user-id"):
                     assert f'data-testid="{testid}"' in page
             async with session.get(match.group(1) + "/static/app.js") as response:
                 assert response.status == 200

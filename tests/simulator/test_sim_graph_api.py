@@ -10,31 +10,18 @@ from typing import Any, Callable
 import pytest
 
 from simkit import (
-    ACCESS_TOKEN, CATALOG_ID, CUSTOMER, PHONE_NUMBER_ID, BotStub, SimClient, buttons_body,
-    make_config, start_simulator, text_body,
+    ACCESS_TOKEN, CATALOG_ID, CUSTOMER, CUSTOMER_USER_ID, PHONE_NUMBER_ID, BotStub, SimClient,
+    WAMID, assert_meta_error, buttons_body, make_config, start_simulator, template_body, text_body,
 )
-
-WAMID = re.compile(r"^wamid\.[A-Za-z0-9+/=_-]{16,}$")
-
-
-def assert_meta_error(status: int, body: Any, *, http: int, code: int, details: str | None = None,
-                      type_: str = "OAuthException") -> dict:
-    assert status == http, body
-    error = body["error"]
-    assert error["code"] == code, error
-    assert error["type"] == type_
-    assert isinstance(error["message"], str) and error["message"]
-    assert isinstance(error["fbtrace_id"], str) and len(error["fbtrace_id"]) >= 8
-    if details is not None:
-        assert error["error_data"]["messaging_product"] == "whatsapp"
-        assert details in error["error_data"]["details"], error["error_data"]["details"]
-    return error
+from simulator.identity import bsuid_for_phone
 
 
 def assert_accepted(status: int, body: Any, to: str = CUSTOMER) -> str:
+    """A send addressed with ``to``: the answer names the input, the number and the BSUID."""
     assert status == 200, body
     assert body["messaging_product"] == "whatsapp"
-    assert body["contacts"] == [{"input": to, "wa_id": re.sub(r"\D", "", to)}]
+    wa_id = re.sub(r"\D", "", to)
+    assert body["contacts"] == [{"input": to, "wa_id": wa_id, "user_id": bsuid_for_phone(wa_id)}]
     assert len(body["messages"]) == 1
     message_id = body["messages"][0]["id"]
     assert WAMID.match(message_id), message_id
@@ -80,14 +67,6 @@ def media_body(kind: str, media: dict) -> dict:
     return {"messaging_product": "whatsapp", "to": CUSTOMER, "type": kind, kind: media}
 
 
-def template_body(name: str = "order_update", to: str = CUSTOMER) -> dict:
-    return {
-        "messaging_product": "whatsapp", "to": to, "type": "template",
-        "template": {"name": name, "language": {"code": "en_US"}, "components": [
-            {"type": "body", "parameters": [{"type": "text", "text": "LT-10421"}]}]},
-    }
-
-
 VALID: dict[str, Callable[[], dict]] = {
     "text": lambda: text_body("Hi *there*\nsecond line"),
     "text-4096": lambda: text_body("x" * 4096),
@@ -104,7 +83,8 @@ VALID: dict[str, Callable[[], dict]] = {
         [{"title": "s" * 24, "rows": [{"id": "i" * 200, "title": "t" * 24, "description": "d" * 72}]}]
         + [{"title": f"S{i}", "rows": [{"id": f"row{i}", "title": f"Row {i}"}]} for i in range(9)],
         button="b" * 20),
-    "list-single-section-no-title": lambda: list_body([{"rows": rows(10)}]),
+    "list-single-section-10-rows": lambda: list_body([{"title": "All", "rows": rows(10)}]),
+    "list-body-4096": lambda: _set(["interactive", "body", "text"], "b" * 4096)(list_body()),
     "product": lambda: interactive("product", {"catalog_id": CATALOG_ID, "product_retailer_id": "SOCK-MERI-GRY"}),
     "product_list": product_list_body,
     "product_list-30": lambda: product_list_body([3] * 10),
@@ -177,6 +157,12 @@ INVALID: list[tuple[str, Callable[[], dict], str]] = [
      "The parameter messaging_product is required."),
     ("to-missing", lambda: _set(["to"], _DELETE)(text_body()), "The parameter to is required."),
     ("to-not-a-number", lambda: text_body(to="kim"), "Param to must be a phone number"),
+    ("to-wins-over-recipient", lambda: _set(["recipient"], CUSTOMER_USER_ID)(text_body(to="kim")),
+     "Param to must be a phone number"),
+    ("recipient-not-a-bsuid", lambda: text_body(recipient="kim.k"),
+     "Param recipient must be a business-scoped user id"),
+    ("recipient-phone-number", lambda: text_body(recipient=CUSTOMER),
+     "Param recipient must be a business-scoped user id"),
     ("recipient-type", lambda: _set(["recipient_type"], "group")(text_body()), "Param recipient_type"),
     ("type-unknown", lambda: _set(["type"], "carousel")(text_body()), "Param type must be one of"),
     ("type-object-missing", lambda: _set(["text"], _DELETE)(text_body()), "The parameter text is required."),
@@ -221,16 +207,20 @@ INVALID: list[tuple[str, Callable[[], dict], str]] = [
      "Param interactive['action']['sections'] must have at least 1 item(s), got 0."),
     ("list-rows-11", lambda: list_body([{"title": "A", "rows": rows(6, "a")}, {"title": "B", "rows": rows(5, "b")}]),
      "Param interactive['action']['sections'] must have at most 10 rows in total, got 11."),
-    ("list-row-title-25", lambda: list_body([{"rows": [{"id": "x", "title": "t" * 25}]}]),
+    ("list-row-title-25", lambda: list_body([{"title": "A", "rows": [{"id": "x", "title": "t" * 25}]}]),
      "Param interactive['action']['sections'][0]['rows'][0]['title'] must be at most 24 characters long, got 25."),
-    ("list-row-id-201", lambda: list_body([{"rows": [{"id": "i" * 201, "title": "t"}]}]),
+    ("list-row-id-201", lambda: list_body([{"title": "A", "rows": [{"id": "i" * 201, "title": "t"}]}]),
      "Param interactive['action']['sections'][0]['rows'][0]['id'] must be at most 200 characters long, got 201."),
-    ("list-row-description-73", lambda: list_body([{"rows": [{"id": "x", "title": "t", "description": "d" * 73}]}]),
+    ("list-row-description-73", lambda: list_body([{"title": "A", "rows": [{"id": "x", "title": "t", "description": "d" * 73}]}]),
      "Param interactive['action']['sections'][0]['rows'][0]['description'] must be at most 72 characters long, got 73."),
     ("list-section-title-25", lambda: list_body([{"title": "s" * 25, "rows": rows(1)}]),
      "Param interactive['action']['sections'][0]['title'] must be at most 24 characters long, got 25."),
     ("list-section-title-required", lambda: list_body([{"rows": rows(1, "a")}, {"title": "B", "rows": rows(1, "b")}]),
      "The parameter interactive['action']['sections'][0]['title'] is required."),
+    ("list-single-section-title-required", lambda: list_body([{"rows": rows(1)}]),
+     "The parameter interactive['action']['sections'][0]['title'] is required."),
+    ("list-body-4097", lambda: _set(["interactive", "body", "text"], "b" * 4097)(list_body()),
+     "Param interactive['body']['text'] must be at most 4096 characters long, got 4097."),
     ("list-section-empty", lambda: list_body([{"title": "A", "rows": []}]),
      "Param interactive['action']['sections'][0]['rows'] must have at least 1 item(s), got 0."),
     ("list-row-ids-duplicate", lambda: list_body([{"title": "A", "rows": rows(1)}, {"title": "B", "rows": rows(1)}]),
@@ -381,9 +371,11 @@ async def test_known_templates_reject_other_names(bot: BotStub) -> None:
             status, body = await client.graph(template_body("spring_sale"))
             assert_meta_error(status, body, http=404, code=132001,
                               details="template name (spring_sale) does not exist in en_US")
-            statuses = await client.wait_webhooks(1, kind="status", status="sent")
+            statuses = await client.wait_webhooks(1, kind="status", status="delivered")
             value = statuses[0]["body"]["entry"][0]["changes"][0]["value"]
-            assert value["statuses"][0]["pricing"]["category"] == "utility"
+            # No window open (the customer never wrote): a paid utility template.
+            assert value["statuses"][0]["pricing"] == {
+                "billable": True, "pricing_model": "PMP", "type": "regular", "category": "utility"}
     finally:
         await runner.cleanup()
 

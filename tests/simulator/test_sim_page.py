@@ -12,7 +12,11 @@ from typing import AsyncIterator
 import pytest
 import pytest_asyncio
 
-from simkit import CATALOG_ID, CUSTOMER, BotStub, SimClient, buttons_body, text_body
+from simkit import (
+    CATALOG_ID, CUSTOMER, CUSTOMER_USER_ID, USERNAME, BotStub, SimClient, assert_inbound, buttons_body,
+    text_body,
+)
+from simulator.identity import bsuid_for_phone
 
 playwright_api = pytest.importorskip("playwright.async_api")
 async_playwright, expect = playwright_api.async_playwright, playwright_api.expect
@@ -53,6 +57,19 @@ async def start_chat(page, name: str = "Kim", number: str = CUSTOMER) -> None:
     await expect(page.get_by_test_id("number-input")).to_have_value(re.compile(r"^49170\d{7}$"))
     await page.get_by_test_id("name-input").fill(name)
     await page.get_by_test_id("number-input").fill(number)
+    await page.get_by_test_id("start-chat").click()
+    await expect(page.get_by_test_id("shop-name")).to_have_text("Loop & Thread")
+
+
+async def start_username_chat(page, name: str = "Kim", username: str = USERNAME, country: str = "AT") -> None:
+    """The start screen with the switch on: a username, a country and no phone number."""
+    await expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    await page.get_by_test_id("name-input").fill(name)
+    await expect(page.get_by_test_id("username-input")).to_be_hidden()
+    await page.get_by_test_id("username-switch").check()
+    await expect(page.get_by_test_id("number-input")).to_be_hidden()
+    await page.get_by_test_id("username-input").fill(username)
+    await page.get_by_test_id("country-input").select_option(country)
     await page.get_by_test_id("start-chat").click()
     await expect(page.get_by_test_id("shop-name")).to_have_text("Loop & Thread")
 
@@ -236,3 +253,89 @@ async def test_unreachable_bot_is_visible_and_retry_works(page, sim: SimClient, 
     await expect(page.get_by_test_id("bot-error")).to_be_hidden()
     first, second = bot.messages()
     assert first.raw == second.raw  # a redelivery: same id, same bytes
+
+
+def reply_to(message: dict) -> dict:
+    """Where a bot answers: the phone number if the webhook had one, else the BSUID."""
+    return {"to": message["from"]} if "from" in message else {"recipient": message["from_user_id"]}
+
+
+async def echo_bot(bot: BotStub, body: dict) -> None:
+    """Stub bot: answers every text, addressed as a 2026 bot must (number or BSUID)."""
+    assert bot.sim is not None
+    message = value_message(body)
+    if message["type"] != "text":
+        return
+    status, answer = await bot.sim.graph({"messaging_product": "whatsapp", **reply_to(message), "type": "text",
+                                          "text": {"body": f"You said: {message['text']['body']}"}})
+    assert status == 200, answer
+
+
+async def test_username_customer_chats_without_a_phone_number(page, sim: SimClient, bot: BotStub) -> None:
+    bot.behaviour = echo_bot
+    await start_username_chat(page)
+    (chat,) = await sim.get("/sim/api/chats")
+    user_id = chat["user_id"]
+    assert user_id.startswith("AT.") and (chat["wa_id"], chat["username"]) == (None, USERNAME)
+    await expect(page.get_by_test_id("me-label")).to_have_text(f"Kim (@{USERNAME})")
+    await expect(page.get_by_test_id("me-user-id")).to_have_text(user_id)
+    assert page.url.endswith(f"#/chat/{user_id}")
+
+    await page.get_by_test_id("composer").fill("Hi without my number")
+    await page.get_by_test_id("composer").press("Enter")
+    await expect(page.get_by_test_id("msg-bot")).to_have_count(1)
+    await expect(page.get_by_test_id("msg-bot").first).to_contain_text("You said: Hi without my number")
+    message = assert_inbound(bot.messages()[0], "text", wa_id=None, user_id=user_id, username=USERNAME)
+    assert "from" not in message
+    (request,) = await sim.get("/sim/api/requests?kind=message")
+    assert request["body"]["recipient"] == user_id and "to" not in request["body"]
+    # The page read it: the read status names the BSUID only.
+    (read,) = await sim.wait_webhooks(1, kind="status", status="read")
+    status = read["body"]["entry"][0]["changes"][0]["value"]["statuses"][0]
+    assert status["recipient_user_id"] == user_id and "recipient_id" not in status
+
+    # Sharing the number (e.g. answering a contact request) shows on the page.
+    await sim.post(f"/sim/api/chats/{user_id}/share-number", {"wa_id": "436641234567"})
+    await expect(page.get_by_test_id("me-label")).to_have_text("Kim (+436641234567)")
+    await expect(page.get_by_test_id("shared-contact")).to_contain_text("+436641234567")
+
+    # Recent customers on the start screen show the username customer too.
+    await page.get_by_test_id("back").click()
+    await expect(page.get_by_test_id("recent-chat")).to_have_text(["Kim · +436641234567"])
+
+
+async def test_the_page_follows_a_number_change(page, sim: SimClient, bot: BotStub) -> None:
+    bot.behaviour = echo_bot
+    await start_chat(page)
+    await page.get_by_test_id("composer").fill("first")
+    await page.get_by_test_id("composer").press("Enter")
+    await expect(page.get_by_test_id("msg-bot")).to_have_count(1)
+    await expect(page.get_by_test_id("me-user-id")).to_have_text(CUSTOMER_USER_ID)
+
+    new_number = "491709876543"
+    await sim.post(f"/sim/api/chats/{CUSTOMER}/change-number", {"wa_id": new_number})
+    await expect(page.get_by_test_id("msg-system")).to_have_text(
+        f"🔄 User Kim changed from {CUSTOMER} to {new_number}")
+    await expect(page.get_by_test_id("me-label")).to_have_text(f"Kim (+{new_number})")
+    await expect(page.get_by_test_id("me-user-id")).to_have_text(bsuid_for_phone(new_number))
+    await expect(page).to_have_url(re.compile(f"#/chat/{new_number}$"))
+
+    # The customer writes on: from the new number; the answer reaches the page.
+    await page.get_by_test_id("composer").fill("second")
+    await page.get_by_test_id("composer").press("Enter")
+    await expect(page.get_by_test_id("msg-bot")).to_have_count(2)
+    await expect(page.get_by_test_id("msg-bot").nth(1)).to_contain_text("You said: second")
+    assert_inbound(bot.messages()[-1], "text", wa_id=new_number, user_id=bsuid_for_phone(new_number))
+
+
+async def test_start_screen_rejects_a_bad_username(page, sim: SimClient) -> None:
+    await expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    await page.get_by_test_id("name-input").fill("Kim")
+    await page.get_by_test_id("username-switch").check()
+    await page.get_by_test_id("username-input").fill("no spaces allowed")
+    await page.get_by_test_id("start-chat").click()
+    await expect(page.locator("#start-error")).to_contain_text("username")
+    assert await sim.get("/sim/api/chats") == []
+    # Switching back offers the number again.
+    await page.get_by_test_id("username-switch").uncheck()
+    await expect(page.get_by_test_id("number-input")).to_be_visible()

@@ -1,56 +1,20 @@
 """Customer side: signed webhooks in Meta's exact shape, statuses, redelivery, live events."""
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
 import re
 import time
-from typing import Any
 
 import aiohttp
 import pytest
 
 from simkit import (
-    APP_SECRET, CATALOG_ID, CUSTOMER, DISPLAY_NUMBER, PHONE_NUMBER_ID, WABA_ID, BotStub, Received,
-    SimClient, buttons_body, make_config, start_simulator, text_body,
+    APP_SECRET, CATALOG_ID, CUSTOMER, CUSTOMER_USER_ID, DISPLAY_NUMBER, BotStub, SimClient,
+    assert_envelope, assert_inbound, buttons_body, make_config, next_event, sse_events,
+    start_simulator, status_of, text_body,
 )
-
-WAMID = re.compile(r"^wamid\.[A-Za-z0-9+/=]{16,}$")
-
-
-def assert_envelope(received: Received, field: str = "messages") -> dict:
-    """Every webhook: signed over the raw bytes, and Meta's envelope around one change."""
-    assert received.signature_valid
-    expected = "sha256=" + hmac.new(APP_SECRET.encode(), received.raw, hashlib.sha256).hexdigest()
-    assert hmac.compare_digest(received.headers["X-Hub-Signature-256"], expected)
-    assert received.headers["Content-Type"].startswith("application/json")
-    body = received.body
-    assert set(body) == {"object", "entry"}
-    assert body["object"] == "whatsapp_business_account"
-    assert len(body["entry"]) == 1 and body["entry"][0]["id"] == WABA_ID
-    assert set(body["entry"][0]) == {"id", "changes"}
-    (change,) = body["entry"][0]["changes"]
-    assert set(change) == {"value", "field"} and change["field"] == field
-    value = change["value"]
-    assert value["messaging_product"] == "whatsapp"
-    assert value["metadata"] == {"display_phone_number": DISPLAY_NUMBER, "phone_number_id": PHONE_NUMBER_ID}
-    return value
-
-
-def assert_inbound(received: Received, type_: str, name: str = "Kim", wa_id: str = CUSTOMER) -> dict:
-    value = assert_envelope(received)
-    assert set(value) == {"messaging_product", "metadata", "contacts", "messages"}
-    assert value["contacts"] == [{"profile": {"name": name}, "wa_id": wa_id}]
-    (message,) = value["messages"]
-    assert message["from"] == wa_id
-    assert WAMID.match(message["id"])
-    assert isinstance(message["timestamp"], str) and message["timestamp"].isdigit()
-    assert abs(int(message["timestamp"]) - time.time()) < 60
-    assert message["type"] == type_
-    assert type_ in message
-    return message
 
 
 async def bot_send(sim: SimClient, body: dict) -> str:
@@ -66,12 +30,15 @@ async def test_customer_text_is_a_signed_meta_webhook(sim: SimClient, bot: BotSt
     assert answer["status"] == "delivered" and answer["webhook"] == {"response_status": 200, "error": None}
     (received,) = bot.messages()
     message = assert_inbound(received, "text")
-    assert message == {"from": CUSTOMER, "id": answer["id"], "timestamp": message["timestamp"],
-                       "type": "text", "text": {"body": "Hi there"}}
+    assert message == {"from": CUSTOMER, "from_user_id": CUSTOMER_USER_ID, "id": answer["id"],
+                       "timestamp": message["timestamp"], "type": "text", "text": {"body": "Hi there"}}
+    assert re.match(r"^DE\.\d{19}$", CUSTOMER_USER_ID)  # German number -> German BSUID
     assert received.headers["X-Hub-Signature"].startswith("sha1=")
 
     chat = await sim.get(f"/sim/api/chats/{CUSTOMER}")
     assert chat["profile_name"] == "Kim" and chat["window_open"] is True
+    assert (chat["user_id"], chat["wa_id"], chat["username"]) == (CUSTOMER_USER_ID, CUSTOMER, None)
+    assert await sim.get(f"/sim/api/chats/{CUSTOMER_USER_ID}") == chat  # by BSUID too
     (stored,) = chat["messages"]
     assert (stored["id"], stored["direction"], stored["status"]) == (answer["id"], "customer", "delivered")
     assert stored["payload"] == message
@@ -202,6 +169,7 @@ async def test_template_button_reaction_and_raw_shapes(sim: SimClient, bot: BotS
     assert button["context"] == {"from": DISPLAY_NUMBER, "id": bot_message}
     assert reaction["reaction"] == {"message_id": bot_message, "emoji": "❤️"}
     assert raw["type"] == "unsupported" and raw["errors"][0]["code"] == 131051 and raw["from"] == CUSTOMER
+    assert raw["from_user_id"] == CUSTOMER_USER_ID
 
 
 async def test_user_preferences_webhook(sim: SimClient, bot: BotStub) -> None:
@@ -209,9 +177,10 @@ async def test_user_preferences_webhook(sim: SimClient, bot: BotStub) -> None:
     assert answer["webhook"]["response_status"] == 200
     value = assert_envelope(bot.received[-1], field="user_preferences")
     (preference,) = value["user_preferences"]
-    assert preference["wa_id"] == CUSTOMER and preference["value"] == "stop"
+    assert preference["wa_id"] == CUSTOMER and preference["user_id"] == CUSTOMER_USER_ID
+    assert preference["value"] == "stop" and preference["detail"] == "User requested to stop marketing messages"
     assert preference["category"] == "marketing_messages" and isinstance(preference["timestamp"], int)
-    assert value["contacts"][0]["wa_id"] == CUSTOMER
+    assert value["contacts"] == [{"profile": {"name": "Customer"}, "wa_id": CUSTOMER, "user_id": CUSTOMER_USER_ID}]
 
 
 @pytest.mark.parametrize("body", [
@@ -227,6 +196,11 @@ async def test_bad_customer_requests_are_400(sim: SimClient, bot: BotStub, body:
 async def test_customer_number_must_be_digits(sim: SimClient) -> None:
     status, _ = await sim.request("POST", "/sim/api/chats/+49abc/messages", json={"text": "hi"})
     assert status == 400
+    status, _ = await sim.request("POST", "/sim/api/chats/kim.k/messages", json={"text": "hi"})
+    assert status == 400  # a username is not an address
+    # A BSUID must belong to a customer (created with POST /sim/api/chats).
+    status, body = await sim.request("POST", "/sim/api/chats/DE.1234567890123456789/messages", json={"text": "hi"})
+    assert status == 404 and "DE.1234567890123456789" in body["error"]
 
 
 # ----------------------------------------------------------------------------- delivery failures
@@ -286,8 +260,7 @@ async def test_unreachable_bot(bot: BotStub) -> None:
 
 # ----------------------------------------------------------------------------- status webhooks
 
-def status_of(record: dict) -> dict:
-    return record["body"]["entry"][0]["changes"][0]["value"]["statuses"][0]
+FREE_SERVICE = {"billable": False, "pricing_model": "PMP", "type": "free_customer_service", "category": "service"}
 
 
 async def test_sent_delivered_read_statuses(sim: SimClient, bot: BotStub, open_chat: str) -> None:
@@ -299,36 +272,78 @@ async def test_sent_delivered_read_statuses(sim: SimClient, bot: BotStub, open_c
         assert set(value) == {"messaging_product", "metadata", "statuses"}
         (status,) = value["statuses"]
         assert status["id"] == message_id and status["status"] == name
-        assert status["recipient_id"] == CUSTOMER
+        # Addressed with "to": the phone number and the BSUID.
+        assert status["recipient_id"] == CUSTOMER and status["recipient_user_id"] == CUSTOMER_USER_ID
         assert status["timestamp"].isdigit()
-        assert status["conversation"]["origin"] == {"type": "service"}
-        assert re.match(r"^[0-9a-f]{32}$", status["conversation"]["id"])
-        assert status["pricing"] == {"billable": True, "pricing_model": "CBP", "category": "service"}
-    assert "expiration_timestamp" in sent.status["conversation"]
-    assert sent.status["conversation"]["id"] == delivered.status["conversation"]["id"]
+        assert "conversation" not in status  # v24+ webhooks omit it
+    # Pricing on one status only: delivered. A free-form answer inside the window is free.
+    assert set(sent.status) == {"id", "status", "timestamp", "recipient_id", "recipient_user_id"}
+    assert delivered.status["pricing"] == FREE_SERVICE
 
     chat = await sim.get(f"/sim/api/chats/{CUSTOMER}")
     assert chat["messages"][-1]["status"] == "delivered"
 
-    # The customer's page displays it -> read (no conversation/pricing on read).
+    # The customer's page displays it -> read (no pricing: delivered had it).
     assert await sim.post(f"/sim/api/chats/{CUSTOMER}/seen", {"ids": [message_id]}) == {"read": [message_id]}
     await bot.wait_for(lambda: bot.statuses("read"))
     (read,) = bot.statuses("read")
     assert_envelope(read)
-    assert set(read.status) == {"id", "status", "timestamp", "recipient_id"}
+    assert set(read.status) == {"id", "status", "timestamp", "recipient_id", "recipient_user_id"}
     assert read.status["id"] == message_id
     assert (await sim.post(f"/sim/api/chats/{CUSTOMER}/seen", {})) == {"read": []}  # only once
     logged = await sim.wait_webhooks(3, kind="status")
     assert [status_of(r)["status"] for r in logged] == ["sent", "delivered", "read"]
+    assert [("pricing" in status_of(r)) for r in logged] == [False, True, False]
+
+
+async def test_skipped_delivered_puts_pricing_on_read(sim: SimClient, bot: BotStub, open_chat: str) -> None:
+    await sim.post("/sim/api/faults", {"faults": [{"skip_delivered": True}]})
+    message_id = await bot_send(sim, text_body("Delivered and read at once"))
+    await sim.wait_webhooks(1, kind="status", status="sent")
+    assert (await sim.get(f"/sim/api/chats/{CUSTOMER}"))["messages"][-1]["status"] == "sent"
+    assert await sim.post(f"/sim/api/chats/{CUSTOMER}/seen", {}) == {"read": [message_id]}
+    logged = await sim.wait_webhooks(2, kind="status")
+    assert [status_of(r)["status"] for r in logged] == ["sent", "read"]
+    assert "pricing" not in status_of(logged[0])
+    assert status_of(logged[1])["pricing"] == FREE_SERVICE
+
+
+@pytest.mark.parametrize("category, window, expected_type", [
+    ("marketing", False, "regular"), ("marketing", True, "regular"),
+    ("utility", False, "regular"), ("utility", True, "free_customer_service"),
+    ("authentication", True, "regular"),
+])
+async def test_template_pricing(bot: BotStub, category: str, window: bool, expected_type: str) -> None:
+    from types import MappingProxyType
+
+    config = make_config(bot.url, templates=MappingProxyType({"tpl": category}))
+    runner, base_url = await start_simulator(config)
+    try:
+        async with aiohttp.ClientSession() as session:
+            client = SimClient(base_url, session, config)
+            if window:
+                await client.customer(CUSTOMER, type="text", text="hi")
+            message_id = await bot_send(client, {"messaging_product": "whatsapp", "to": CUSTOMER, "type": "template",
+                                                 "template": {"name": "tpl", "language": {"code": "de"}}})
+            sent, delivered = await client.wait_webhooks(2, kind="status")
+            assert status_of(delivered)["id"] == message_id and "pricing" not in status_of(sent)
+            assert status_of(delivered)["pricing"] == {
+                "billable": expected_type == "regular", "pricing_model": "PMP", "type": expected_type,
+                "category": category}
+            assert "conversation" not in status_of(delivered)
+            chat = await client.get(f"/sim/api/chats/{CUSTOMER}")
+            assert chat["messages"][-1]["pricing"]["type"] == expected_type
+    finally:
+        await runner.cleanup()
 
 
 async def test_template_statuses_are_marketing(sim: SimClient, bot: BotStub) -> None:
     message_id = await bot_send(sim, {"messaging_product": "whatsapp", "to": CUSTOMER, "type": "template",
                                       "template": {"name": "spring_sale", "language": {"code": "de"}}})
-    sent, _ = await sim.wait_webhooks(2, kind="status")
+    sent, delivered = await sim.wait_webhooks(2, kind="status")
     assert status_of(sent)["id"] == message_id
-    assert status_of(sent)["conversation"]["origin"] == {"type": "marketing"}
-    assert status_of(sent)["pricing"]["category"] == "marketing"
+    assert status_of(delivered)["pricing"] == {
+        "billable": True, "pricing_model": "PMP", "type": "regular", "category": "marketing"}
 
 
 async def test_failed_status_from_fault(sim: SimClient, bot: BotStub, open_chat: str) -> None:
@@ -339,6 +354,8 @@ async def test_failed_status_from_fault(sim: SimClient, bot: BotStub, open_chat:
     assert sent.status["status"] == "sent"
     assert failed.status["status"] == "failed" and failed.status["id"] == message_id
     assert "conversation" not in failed.status and "pricing" not in failed.status
+    # A send addressed to a phone number: "failed" names the number only.
+    assert failed.status["recipient_id"] == CUSTOMER and "recipient_user_id" not in failed.status
     assert failed.status["errors"] == [{
         "code": 131026, "title": "Message undeliverable", "message": "Message undeliverable",
         "error_data": {"details": "Message Undeliverable."},
@@ -347,6 +364,20 @@ async def test_failed_status_from_fault(sim: SimClient, bot: BotStub, open_chat:
     assert chat["messages"][-1]["status"] == "failed"
     assert (await sim.post(f"/sim/api/chats/{CUSTOMER}/seen", {})) == {"read": []}
     assert bot.statuses("read") == []
+
+
+async def test_played_status_for_voice_messages(sim: SimClient, bot: BotStub, open_chat: str) -> None:
+    text_id = await bot_send(sim, text_body("Listen to this"))
+    voice_id = await bot_send(sim, {"messaging_product": "whatsapp", "to": CUSTOMER, "type": "audio",
+                                    "audio": {"id": "998877"}})
+    await sim.wait_webhooks(4, kind="status")
+    assert await sim.post(f"/sim/api/chats/{CUSTOMER}/played", {}) == {"played": [voice_id]}
+    logged = await sim.wait_webhooks(6, kind="status")
+    tail = [(status_of(r)["id"], status_of(r)["status"]) for r in logged[4:]]
+    assert tail == [(voice_id, "read"), (voice_id, "played")]
+    assert (await sim.post(f"/sim/api/chats/{CUSTOMER}/played", {"ids": [voice_id, text_id]})) == {"played": []}
+    chat = await sim.get(f"/sim/api/chats/{CUSTOMER}")
+    assert {m["id"]: m["status"] for m in chat["messages"]}[voice_id] == "played"
 
 
 async def test_mark_as_read_turns_customer_ticks_blue_live(sim: SimClient, bot: BotStub, open_chat: str) -> None:
@@ -368,26 +399,6 @@ async def test_mark_as_read_turns_customer_ticks_blue_live(sim: SimClient, bot: 
         assert await next_event(events) == ("status", {"id": first_id, "status": "read", "error": None})
         name, data = await next_event(events)
         assert name == "typing"
-
-
-async def sse_events(stream: aiohttp.ClientResponse):
-    name, data = None, []
-    while True:
-        line = (await stream.content.readline()).decode()
-        if not line:
-            return
-        line = line.rstrip("\n")
-        if line.startswith("event: "):
-            name = line[len("event: "):]
-        elif line.startswith("data: "):
-            data.append(line[len("data: "):])
-        elif line == "" and name:
-            yield name, json.loads("\n".join(data))
-            name, data = None, []
-
-
-async def next_event(events: Any) -> tuple[str, Any]:
-    return await asyncio.wait_for(events.__anext__(), 10)
 
 
 async def test_clock_offset_moves_timestamps(sim: SimClient, bot: BotStub) -> None:
