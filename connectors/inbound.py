@@ -23,7 +23,7 @@ def rasa_text(message: wire.InboundMessage) -> Optional[str]:
     for a person to confirm, so it asks for one. An edit of an earlier message is
     nothing new to answer.
     """
-    if message.is_edit:
+    if message.is_edit or message.shared_own_number:  # an edit; the number we asked for (linked, not answered)
         return None
     if message.type is wire.MessageType.TEXT:
         return message.text
@@ -142,7 +142,7 @@ def read_webhook(body: bytes, signature_header: Optional[str], app_secret: str) 
         return WebhookVerdict(403, {"error": "invalid signature"})
     try:
         payload = json.loads(body)
-    except ValueError as error:
+    except (ValueError, RecursionError) as error:  # RecursionError: nested thousands deep
         logger.warning("WhatsApp webhook with malformed JSON refused: %s", error)
         return WebhookVerdict(400, {"error": f"malformed JSON: {error}"})
     try:

@@ -234,6 +234,8 @@ class EventProcessor:
 
     async def _answer(self, message: wire.InboundMessage, earlier_attempts: int, agent: Any, contact_id: str) -> None:
         self._remember_media(message)
+        if message.shared_own_number:  # a username customer shared their number with us
+            await self._learn_number(agent, message)
         keyword = consent_keyword(message)
         text = KEYWORD_INTENTS[keyword.action] if keyword else rasa_text(message)
         if text is None:
@@ -253,13 +255,20 @@ class EventProcessor:
             in_reply_to=message.id, window_opened_at=float(message.timestamp or time.time()), skip_positions=skip,
             address=message.sender if message.sender.wa_id else None,
         )
-        await self._on_new_message(  # type: ignore[misc]
+        await self._on_new_message(
             UserMessage(text, output, contact_id, input_channel=self.channel, message_id=message.id, metadata=metadata)
         )
         if keyword:
             await self._run_if_paused(agent, contact_id, KEYWORD_ACTIONS[keyword.action], output)
         for request in output.after_turn:
             await (self._erase if request == "erase" else self._export)(agent, contact_id, output)
+
+    async def _learn_number(self, agent: Any, message: wire.InboundMessage) -> None:
+        """The number joins the customer's contact (merged with a contact that had it)."""
+        ids = contacts.Identifiers(phone=message.shared_own_number, user_id=message.sender.user_id)
+        resolution = await self.db.run(contacts.resolve, ids, float(message.timestamp or time.time()), False)
+        for other in resolution.merged:
+            await self._merge_conversations(agent, other, resolution.contact_id)
 
     @staticmethod
     async def _run_if_paused(agent: Any, contact_id: str, action: str, output: OutputChannel) -> None:

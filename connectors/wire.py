@@ -266,6 +266,15 @@ class InboundMessage:
         return None
 
     @property
+    def shared_own_number(self) -> str:
+        """The customer's own number, given in answer to a contact request (a `contacts`
+        message with `origin: contact_request`): how a username customer shares it."""
+        for card in self.contacts:
+            if card.origin == "contact_request" and card.wa_ids:
+                return card.wa_ids[0]
+        return ""
+
+    @property
     def is_edit(self) -> bool:
         """An edit of an earlier message (arrives as `unsupported`): nothing new to answer."""
         return self.type is MessageType.UNSUPPORTED and self.unsupported_type in SILENT_UNSUPPORTED

@@ -280,6 +280,10 @@ def test_contact_request_answer_gives_the_number():
             "origin": "contact_request", "vcard": "BEGIN:VCARD..."}
     m = only_message(meta.envelope(meta.messages_value([meta.message(BSUID, "contacts", None, contacts=[card])], BSUID)))
     assert m.contacts == (wire.SharedContact("Kim K", ("+49 170 1234567",), (WA,), "contact_request"),)
+    assert m.shared_own_number == WA and rasa_text(m) is None  # linked to the customer, not answered
+    del card["origin"]  # a contact card the customer forwards is someone else's
+    other = only_message(meta.envelope(meta.messages_value([meta.message(BSUID, "contacts", None, contacts=[card])], BSUID)))
+    assert other.shared_own_number == "" and rasa_text(other) == "/out_of_scope"
 
 
 def test_user_changed_number_carries_old_and_new_identifiers():
