@@ -13,7 +13,7 @@ import pytest_asyncio
 import sqlalchemy as sa
 from aiohttp import web
 
-from connectors.graph_api import ErrorClass, GraphApiClient, GraphApiConfig, RetryPolicy
+from connectors.graph_api import ErrorClass, GraphApiClient, GraphApiConfig, GraphApiError, RetryPolicy
 from connectors.outbound import Deferred, OutsideWindow, WhatsAppSender
 from connectors import wire
 from shop import consent, contacts, messages, outbox
@@ -152,7 +152,7 @@ async def test_131050_records_a_marketing_opt_out_and_is_not_retried(graph, send
     sqlite_db.transaction(consent.opt_in, kim, "opt_in_confirmation")
     await fault(graph, status=400, code=131050, message="Unable to deliver the message: the user stopped marketing messages")
     template = wire.custom_message(KIM, {"type": "template", "template": {"name": "autumn_sale", "language": {"code": "en"}}})
-    with pytest.raises(Exception) as raised:
+    with pytest.raises(GraphApiError) as raised:
         await sender.send(template, contact_id=kim, origin="broadcast")
     assert raised.value.error_class is ErrorClass.MARKETING_OPT_OUT
     _, call = graph
@@ -167,7 +167,7 @@ async def test_131049_backs_off_marketing_for_24_hours(graph, sender, sqlite_db)
     sqlite_db.transaction(consent.opt_in, kim, "opt_in_confirmation")
     await fault(graph, status=400, code=131049, message="This message was not delivered to maintain healthy ecosystem engagement.")
     template = wire.custom_message(KIM, {"type": "template", "template": {"name": "autumn_sale", "language": {"code": "en"}}})
-    with pytest.raises(Exception):
+    with pytest.raises(GraphApiError):
         await sender.send(template, contact_id=kim, origin="broadcast")
     now = time.time()
     assert not sqlite_db.transaction(consent.may_send_marketing, kim, now + 23 * 3600)
@@ -178,7 +178,7 @@ async def test_131049_backs_off_marketing_for_24_hours(graph, sender, sqlite_db)
 async def test_an_expired_token_pauses_sending_without_burning_the_outbox(graph, sender, sqlite_db, clock):
     kim, max_ = contact(sqlite_db, KIM), contact(sqlite_db, MAX)
     await fault(graph, status=401, code=190, message="Error validating access token: Session has expired")
-    with pytest.raises(Exception) as first:
+    with pytest.raises(GraphApiError) as first:
         await sender.send(wire.text_message(KIM, "one"), contact_id=kim)
     assert first.value.error_class is ErrorClass.ALERT
     health = sender.client.health()
@@ -238,7 +238,7 @@ async def test_131062_to_a_bsuid_is_recorded_not_retried(graph, sender, sqlite_d
     kim = sqlite_db.transaction(contacts.resolve, contacts.Identifiers(user_id=bsuid), time.time()).contact_id
     await fault(graph, status=400, code=131062, message="Business-scoped user ID recipients not supported for this message type",
                 addressed_by="recipient")
-    with pytest.raises(Exception) as raised:
+    with pytest.raises(GraphApiError) as raised:
         await sender.send(wire.text_message(wire.Identity(user_id=bsuid), "hello"), contact_id=kim)
     assert raised.value.error_class is ErrorClass.NEVER_RETRY
     [record] = sqlite_db.transaction(messages.for_contact, kim)

@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import free_port
 from tests.processes import (
-    ROOT, SANDBOX, Process, Simulator, base_env, start_actions, start_rasa, start_simulator, trained_model,
+    ROOT, SANDBOX, Simulator, base_env, start_actions, start_rasa, start_simulator, trained_model,
 )
 
 E2E_BOT = ROOT / "tests" / "e2e_bot"

@@ -4,13 +4,13 @@ The simulator plays WhatsApp: customers' messages reach Rasa as signed webhooks 
 Meta's format, and the bot's replies reach the simulator's Graph API.
 """
 import itertools
-import json
 
 import pytest
 import requests
 import sqlalchemy as sa
 
 from tests import meta_payloads as meta
+from tests.e2e.records import contact_id_of, inbox_rows, senders_of
 from tests.processes import post_webhook, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -23,11 +23,6 @@ def new_customer() -> str:
 
 def shop_db(stack):
     return sa.create_engine(stack.shop_db_url)
-
-
-def inbox_rows(stack, wa_id):
-    with shop_db(stack).connect() as conn:
-        return conn.execute(sa.text("SELECT event_id, state FROM wa_inbox WHERE wa_id = :w AND kind = 'message'"), {"w": wa_id}).all()
 
 
 def test_handshake(stack):
@@ -48,12 +43,12 @@ def test_unsigned_wrong_or_altered_webhooks_are_refused_and_nothing_is_processed
     wrong = requests.post(url, data=body, headers=meta.signed(meta.text(wa_id, "hello"), "not-the-secret")[1])
     altered = requests.post(url, data=body.replace(b"hello", b"hellp"), headers=headers)
     assert (missing.status_code, wrong.status_code, altered.status_code) == (401, 403, 403)
-    assert inbox_rows(stack, wa_id) == []
+    assert inbox_rows(stack, senders_of(stack.simulator, wa_id)) == [] and contact_id_of(stack, wa_id) is None
     # The same customer's genuine message, signed by the simulator, is answered.
     stack.simulator.customer_says(wa_id, type="text", text="hello")
     [reply] = stack.simulator.wait_for_messages(wa_id, 1)
     assert reply["body"]["type"] == "interactive"
-    assert len(inbox_rows(stack, wa_id)) == 1
+    assert len(inbox_rows(stack, senders_of(stack.simulator, wa_id))) == 1
 
 
 def test_bad_json_is_400_and_unknown_shapes_are_acknowledged(stack):
@@ -141,4 +136,4 @@ def test_inbound_is_marked_read_and_outbound_statuses_are_stored(stack):
     assert wait_until(lambda: (s := status()) and s.status == "delivered" and s, 10, "delivered status") == ("delivered", customer_message, "bot")
     requests.post(f"{sim.url}/sim/api/chats/{wa_id}/seen", json={"ids": [bot_wamid]}).raise_for_status()
     wait_until(lambda: status().status == "read", 10, "read status")
-    assert [state for _, state in inbox_rows(stack, wa_id)] == ["done"]
+    assert [state for _, state in inbox_rows(stack, senders_of(sim, wa_id))] == ["done"]

@@ -6,6 +6,7 @@ import pytest
 import requests
 import sqlalchemy as sa
 
+from tests.e2e.records import contact_id_of
 from tests.processes import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -17,9 +18,11 @@ def customer() -> str:
 
 
 def consent_rows(stack, wa_id):
+    """The customer's consent status and history, found by their phone number."""
+    contact_id = contact_id_of(stack, wa_id, timeout=10)
     with sa.create_engine(stack.shop_db_url).connect() as conn:
-        status = conn.execute(sa.text("SELECT marketing_consent FROM contacts WHERE wa_id = :w"), {"w": wa_id}).scalar()
-        history = conn.execute(sa.text("SELECT status, source, detail FROM consent_events WHERE wa_id = :w ORDER BY id"), {"w": wa_id}).all()
+        status = conn.execute(sa.text("SELECT marketing_consent FROM contacts WHERE contact_id = :c"), {"c": contact_id}).scalar()
+        history = conn.execute(sa.text("SELECT status, source, detail FROM consent_events WHERE contact_id = :c ORDER BY id"), {"c": contact_id}).all()
     return status, [tuple(h) for h in history]
 
 

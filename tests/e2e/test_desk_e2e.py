@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from shop import agents
 from shop.db import Database
+from tests.e2e.records import consent_of, contact_id_of
 from tests.processes import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -40,59 +41,63 @@ def api(desk, who, method, path, **kwargs):
 
 
 def hand_off(stack, wa_id, text="i want to talk to a human"):
+    """The customer asks for a person; returns the bot's answer and the customer's
+    contact id (the desk addresses chats by it)."""
     stack.simulator.customer_says(wa_id, type="text", text=text, profile_name="Kim")
     [*_, message] = stack.simulator.wait_for_messages(wa_id, 1)
-    return message["body"]["text"]["body"]
+    return message["body"]["text"]["body"], contact_id_of(stack, wa_id, timeout=10)
 
 
-def history(desk, wa_id, who="all"):
-    return api(desk, who, "GET", f"/chats/{wa_id}").json()["history"]
+def history(desk, contact_id, who="all"):
+    return api(desk, who, "GET", f"/chats/{contact_id}").json()["history"]
 
 
 def test_the_desk_api_checks_who_asks(stack, desk):
     wa_id = customer()
-    assert "*customer support*" in hand_off(stack, wa_id)
+    text, contact_id = hand_off(stack, wa_id)
+    assert "*customer support*" in text
     assert api(desk, None, "GET", "/chats").status_code == 401
     assert api(desk, "not-a-token", "GET", "/chats").status_code == 401
-    assert api(desk, None, "GET", f"/chats/{wa_id}").status_code == 401
-    assert api(desk, "sales", "GET", f"/chats/{wa_id}").status_code == 403
-    assert api(desk, "sales", "POST", f"/chats/{wa_id}/reply", json={"text": "hi"}).status_code == 403
-    assert wa_id not in [c["wa_id"] for c in api(desk, "sales", "GET", "/chats").json()["chats"]]
+    assert api(desk, None, "GET", f"/chats/{contact_id}").status_code == 401
+    assert api(desk, "sales", "GET", f"/chats/{contact_id}").status_code == 403
+    assert api(desk, "sales", "POST", f"/chats/{contact_id}/reply", json={"text": "hi"}).status_code == 403
+    assert contact_id not in [c["contact_id"] for c in api(desk, "sales", "GET", "/chats").json()["chats"]]
     mine = api(desk, "support", "GET", "/chats").json()["chats"]
-    assert any(c["wa_id"] == wa_id and c["label"] == "customer support" and c["status"] == "queued" for c in mine)
-    assert api(desk, "support", "GET", f"/chats/{wa_id}").status_code == 200
-    assert api(desk, "all", "GET", f"/chats/{wa_id}").status_code == 200
+    assert any(c["contact_id"] == contact_id and c["phone"] == wa_id and c["label"] == "customer support" and c["status"] == "queued" for c in mine)
+    assert api(desk, "support", "GET", f"/chats/{contact_id}").status_code == 200
+    assert api(desk, "all", "GET", f"/chats/{contact_id}").status_code == 200
     assert api(desk, "support", "GET", "/chats/4900000000000").status_code == 404
+    assert api(desk, "support", "GET", "/chats/c-00000000000000000000").status_code == 404
 
 
 def test_paused_chat_stays_silent_agent_answers_and_gives_it_back(stack, desk):
     sim, wa_id = stack.simulator, customer()
-    hand_off(stack, wa_id)
+    _, contact_id = hand_off(stack, wa_id)
     seq = sim.last_seq()
     sim.customer_says(wa_id, type="text", text="hello? anyone there")
     sim.customer_says(wa_id, type="image", caption="")
     # Both are stored for the agents (processing is over once they are in the history)...
-    wait_until(lambda: [h["text"] for h in history(desk, wa_id) if h["who"] == "customer"][-2:] == ["hello? anyone there", "[image]"], 20, "the messages in the history")
+    wait_until(lambda: [h["text"] for h in history(desk, contact_id) if h["who"] == "customer"][-2:] == ["hello? anyone there", "[image]"], 20, "the messages in the history")
     # ...and the bot said nothing.
     assert sim.messages_to(wa_id, since=seq) == []
-    image = [h for h in history(desk, wa_id) if h.get("type") == "image"][-1]
+    image = [h for h in history(desk, contact_id) if h.get("type") == "image"][-1]
     assert image["media_id"]
 
-    claimed = api(desk, "support", "POST", f"/chats/{wa_id}/claim")
-    assert claimed.status_code == 200 and api(desk, "all", "POST", f"/chats/{wa_id}/claim").status_code == 409
-    sent = api(desk, "support", "POST", f"/chats/{wa_id}/reply", json={"text": "Hi Kim, Sam here. How can I help?"})
+    claimed = api(desk, "support", "POST", f"/chats/{contact_id}/claim")
+    assert claimed.status_code == 200 and api(desk, "all", "POST", f"/chats/{contact_id}/claim").status_code == 409
+    sent = api(desk, "support", "POST", f"/chats/{contact_id}/reply", json={"text": "Hi Kim, Sam here. How can I help?"})
     assert sent.status_code == 200
     [reply] = sim.wait_for_messages(wa_id, 1, since=seq)
     assert reply["body"]["text"]["body"] == "Hi Kim, Sam here. How can I help?"
-    last = history(desk, wa_id)[-1]
+    last = history(desk, contact_id)[-1]
     assert (last["who"], last["agent"], last["text"]) == ("agent", "Sam", "Hi Kim, Sam here. How can I help?")
 
-    labelled = api(desk, "support", "POST", f"/chats/{wa_id}/labels", json={"add": ["vip"], "remove": ["new customer"]})
+    labelled = api(desk, "support", "POST", f"/chats/{contact_id}/labels", json={"add": ["vip"], "remove": ["new customer"]})
     assert labelled.json()["labels"] == ["customer support", "vip"]
-    assert api(desk, "support", "POST", f"/chats/{wa_id}/return", json={"note": "answered the sizing question"}).json() == {"returned": True}
-    assert wa_id not in [c["wa_id"] for c in api(desk, "support", "GET", "/chats").json()["chats"]]
+    assert api(desk, "support", "POST", f"/chats/{contact_id}/return", json={"note": "answered the sizing question"}).json() == {"returned": True}
+    assert contact_id not in [c["contact_id"] for c in api(desk, "support", "GET", "/chats").json()["chats"]]
     with sa.create_engine(stack.shop_db_url).connect() as conn:
-        assert conn.execute(sa.text("SELECT status, note FROM handoffs WHERE wa_id = :w"), {"w": wa_id}).one() == ("closed", "Sam: answered the sizing question")
+        assert conn.execute(sa.text("SELECT status, note FROM handoffs WHERE contact_id = :c"), {"c": contact_id}).one() == ("closed", "Sam: answered the sizing question")
     # The bot answers again.
     seq = sim.last_seq()
     sim.customer_says(wa_id, type="text", text="hi")
@@ -102,18 +107,19 @@ def test_paused_chat_stays_silent_agent_answers_and_gives_it_back(stack, desk):
 
 def test_a_reply_outside_the_24_hour_window_is_refused_and_a_template_offered(stack, desk):
     sim, wa_id = stack.simulator, customer()
-    hand_off(stack, wa_id)
+    _, contact_id = hand_off(stack, wa_id)
     with sa.create_engine(stack.shop_db_url).begin() as conn:  # the customer wrote 25 hours ago
-        conn.execute(sa.text("UPDATE contacts SET last_inbound_at = :t WHERE wa_id = :w"), {"t": time.time() - 25 * 3600, "w": wa_id})
+        updated = conn.execute(sa.text("UPDATE contacts SET last_inbound_at = :t WHERE contact_id = :c"), {"t": time.time() - 25 * 3600, "c": contact_id})
+        assert updated.rowcount == 1
     requests.post(f"{sim.url}/sim/api/clock", json={"offset_seconds": 25 * 3600}, timeout=5).raise_for_status()
     try:
         seq = sim.last_seq()
-        refused = api(desk, "support", "POST", f"/chats/{wa_id}/reply", json={"text": "Sorry for the wait!"})
+        refused = api(desk, "support", "POST", f"/chats/{contact_id}/reply", json={"text": "Sorry for the wait!"})
         assert refused.status_code == 409 and refused.json()["reason"] == "outside_window"
         assert "24 hours" in refused.json()["error"] and refused.json()["templates"][0]["name"] == "follow_up"
         assert sim.messages_to(wa_id, since=seq) == []  # refused before calling Meta
-        assert api(desk, "support", "GET", f"/chats/{wa_id}").json()["window_open"] is False
-        template = api(desk, "support", "POST", f"/chats/{wa_id}/template", json={"name": "follow_up"})
+        assert api(desk, "support", "GET", f"/chats/{contact_id}").json()["window_open"] is False
+        template = api(desk, "support", "POST", f"/chats/{contact_id}/template", json={"name": "follow_up"})
         assert template.status_code == 200
         [sent] = sim.wait_for_messages(wa_id, 1, since=seq)
         assert sent["body"]["type"] == "template" and sent["body"]["template"]["name"] == "follow_up"
@@ -123,13 +129,12 @@ def test_a_reply_outside_the_24_hour_window_is_refused_and_a_template_offered(st
 
 def test_stop_still_works_while_people_have_the_chat(stack, desk):
     sim, wa_id = stack.simulator, customer()
-    hand_off(stack, wa_id)
+    _, contact_id = hand_off(stack, wa_id)
     seq = sim.last_seq()
     sim.customer_says(wa_id, type="text", text="STOP")
     [confirmation] = sim.wait_for_messages(wa_id, 1, since=seq)
     assert "START" in confirmation["body"]["text"]["body"]
-    with sa.create_engine(stack.shop_db_url).connect() as conn:
-        assert conn.execute(sa.text("SELECT marketing_consent FROM contacts WHERE wa_id = :w"), {"w": wa_id}).scalar() == "opted_out"
+    assert consent_of(stack, contact_id) == "opted_out"
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +150,7 @@ def closed_shop(tmp_path_factory, e2e_model):
 
 def test_out_of_hours_the_customer_gets_the_away_message_and_waits_in_the_queue(closed_shop):
     wa_id = customer()
-    text = hand_off(closed_shop, wa_id)
+    text, contact_id = hand_off(closed_shop, wa_id)
     assert "off right now" in text and "back tomorrow at 09:00 (Berlin time)" in text
     with sa.create_engine(closed_shop.shop_db_url).connect() as conn:
-        assert conn.execute(sa.text("SELECT status, label FROM handoffs WHERE wa_id = :w"), {"w": wa_id}).one() == ("queued", "customer support")
+        assert conn.execute(sa.text("SELECT status, label FROM handoffs WHERE contact_id = :c"), {"c": contact_id}).one() == ("queued", "customer support")

@@ -4,11 +4,13 @@ Sanic workers sharing the webhook port (each worker's inbox writer listens on it
 `make run` does). Every message is answered once, in order."""
 import threading
 import uuid
+from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
 
 from tests.conftest import REDIS_HOST, free_port
+from tests.e2e.records import contact_id_of, senders_of
 from tests.processes import ROOT, Simulator, base_env, start_rasa, start_simulator, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -60,10 +62,19 @@ def test_two_workers_on_postgresql_and_redis_answer_each_message_once_in_order(t
                 return conn.execute(sa.text("SELECT count(*) FROM wa_inbox WHERE state <> 'done'")).scalar() == 0
 
         wait_until(all_done, 30, "every inbox event marked done")
+        # The customers' conversations are keyed by their contact ids (one each), their
+        # inbox events by the sender the webhook named (BSUID, else number).
+        contact_ids = [contact_id_of(SimpleNamespace(shop_db_url=postgres_url), c) for c in customers]
+        assert None not in contact_ids and len(set(contact_ids)) == 6
+        senders = [s for c in customers for s in senders_of(sim, c)]
         with engine.connect() as conn:
             workers = conn.execute(sa.text("SELECT count(DISTINCT pid) FROM wa_workers")).scalar()
-            states = conn.execute(sa.text("SELECT DISTINCT state FROM wa_inbox WHERE wa_id LIKE '4930%'")).scalars().all()
-            events = conn.execute(sa.text("SELECT count(*) FROM events WHERE sender_id LIKE '4930%' AND type_name = 'user'")).scalar()
+            states = conn.execute(
+                sa.text("SELECT DISTINCT state FROM wa_inbox WHERE sender IN :s").bindparams(sa.bindparam("s", expanding=True)),
+                {"s": senders}).scalars().all()
+            events = conn.execute(
+                sa.text("SELECT count(*) FROM events WHERE sender_id IN :c AND type_name = 'user'").bindparams(sa.bindparam("c", expanding=True)),
+                {"c": contact_ids}).scalar()
         assert states == ["done"] and events == 18
         assert workers == 2  # both Sanic workers run a dispatcher (which one gets a webhook is the kernel's choice)
         assert rasa.log().count("are also received on") == 2 and "does not receive webhooks" not in rasa.log()

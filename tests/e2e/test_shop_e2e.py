@@ -1,12 +1,12 @@
 """The whole shop assistant (the project's own model) through the WhatsApp channel: the
 dialogue flows, double opt-in, and GDPR export and erasure checked in the SQL stores."""
 import itertools
-import json
 
 import pytest
 import requests
 import sqlalchemy as sa
 
+from tests.e2e.records import contact_id_of, held_on, inbox_state, tracker_events, user_texts
 from tests.processes import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -56,23 +56,24 @@ def test_a_question_about_a_catalog_product(shop_stack):
     assert "29.95" in body(replies[-1]) and "Merino" in body(replies[-1])
 
 
-def consent_of(stack, wa_id):
+def consent_history(stack, wa_id):
+    contact_id = contact_id_of(stack, wa_id, timeout=10)
     with sa.create_engine(stack.shop_db_url).connect() as conn:
-        return conn.execute(sa.text("SELECT status, source FROM consent_events WHERE wa_id = :w ORDER BY id"), {"w": wa_id}).all()
+        return conn.execute(sa.text("SELECT status, source FROM consent_events WHERE contact_id = :c ORDER BY id"), {"c": contact_id}).all()
 
 
 def test_double_opt_in_records_consent_only_after_yes(shop_stack):
     wa_id = customer()
     [question] = say(shop_stack, wa_id, "sign me up for your offers on whatsapp", 1)
     assert "STOP" in body(question) and question["body"]["interactive"]["type"] == "button"
-    assert consent_of(shop_stack, wa_id) == []
+    assert consent_history(shop_stack, wa_id) == []
     [*_, declined] = tap(shop_stack, wa_id, "/deny", "No, thanks", 2)
-    assert "won't send you offers" in body(declined) and consent_of(shop_stack, wa_id) == []
+    assert "won't send you offers" in body(declined) and consent_history(shop_stack, wa_id) == []
 
     say(shop_stack, wa_id, "I'd like to subscribe to your newsletter", 3)
     [*_, subscribed] = tap(shop_stack, wa_id, "/affirm", "Yes, sign me up", 4)
     assert "WELCOME10" in body(subscribed)
-    assert consent_of(shop_stack, wa_id) == [("opted_in", "opt_in_confirmation")]
+    assert consent_history(shop_stack, wa_id) == [("opted_in", "opt_in_confirmation")]
 
 
 def test_export_of_my_data_arrives_as_a_file_with_everything(shop_stack):
@@ -85,7 +86,9 @@ def test_export_of_my_data_arrives_as_a_file_with_everything(shop_stack):
     exported = requests.get(document["document"]["link"], timeout=10)
     assert exported.status_code == 200
     data = exported.json()
-    assert data["contact"]["wa_id"] == wa_id and data["contact"]["profile_name"] == "Ada"
+    contact_id = contact_id_of(shop_stack, wa_id)
+    assert data["contact_id"] == contact_id and data["contact"]["contact_id"] == contact_id
+    assert data["contact"]["phone"] == wa_id and data["contact"]["profile_name"] == "Ada"
     assert [(e["status"], e["source"]) for e in data["consent_history"]] == [("opted_out", "keyword")]
     assert "new customer" in [label["label"] for label in data["labels"]]
     assert "hello" in [e.get("text") for e in data["conversation"] if e["event"] == "user"]
@@ -96,14 +99,9 @@ def test_delete_my_data_erases_the_contact_and_the_tracker_events(shop_stack):
     wa_id = customer()
     say(shop_stack, wa_id, "hi", 1)
     say(shop_stack, wa_id, "how much are the merino socks", 2)
-    tracker_db = sa.create_engine(f"sqlite:///{shop_stack.workdir / 'var' / 'tracker.db'}")
-    shop_db = sa.create_engine(shop_stack.shop_db_url)
-
-    def events():
-        with tracker_db.connect() as conn:
-            return conn.execute(sa.text("SELECT count(*) FROM events WHERE sender_id = :w"), {"w": wa_id}).scalar()
-
-    assert events() > 5
+    contact_id = contact_id_of(shop_stack, wa_id, timeout=10)
+    identifiers = [wa_id, shop_stack.simulator.user_id_of(wa_id)]
+    assert len(tracker_events(shop_stack, contact_id)) > 5
     [*_, question] = say(shop_stack, wa_id, "please delete all my data", 3)
     assert "can't be undone" in body(question)
     [*_, done] = tap(shop_stack, wa_id, "/affirm", "Yes, delete it", 4)
@@ -112,13 +110,7 @@ def test_delete_my_data_erases_the_contact_and_the_tracker_events(shop_stack):
     def held_on_them():
         """What is still held on the customer, table by table (the tracker and the shop
         database are erased one after the other; statuses of "Done" come in after both)."""
-        with shop_db.connect() as conn:
-            held = {
-                table: conn.execute(sa.text(f"SELECT count(*) FROM {table} WHERE wa_id = :w"), {"w": wa_id}).scalar()
-                for table in ("contacts", "contact_labels", "consent_events", "wa_outbound", "wa_inbox")
-            }
-        held["tracker events"] = events()
-        return {table: count for table, count in held.items() if count}
+        return held_on(shop_stack, contact_id, identifiers)
 
     try:
         wait_until(lambda: not held_on_them(), 20, "everything held on the customer to be erased")
@@ -128,11 +120,12 @@ def test_delete_my_data_erases_the_contact_and_the_tracker_events(shop_stack):
     # Writing again starts from scratch: a new contact, greeted as new.
     [*_, welcome] = say(shop_stack, wa_id, "hi", 5)
     assert "STOP" in body(welcome)
+    assert contact_id_of(shop_stack, wa_id, timeout=10) != contact_id
 
 
-def open_handoff(stack, wa_id):
+def open_handoff(stack, contact_id):
     with sa.create_engine(stack.shop_db_url).connect() as conn:
-        return conn.execute(sa.text("SELECT reason, label FROM handoffs WHERE wa_id = :w AND status = 'queued'"), {"w": wa_id}).one_or_none()
+        return conn.execute(sa.text("SELECT reason, label FROM handoffs WHERE contact_id = :c AND status = 'queued'"), {"c": contact_id}).one_or_none()
 
 
 @pytest.mark.parametrize("messages,reason,label", [
@@ -152,25 +145,15 @@ def test_every_trigger_hands_the_chat_to_the_right_team(shop_stack, messages, re
         before = len(shop_stack.simulator.messages_to(wa_id))
         shop_stack.simulator.customer_says(wa_id, type="text", text=text)
         shop_stack.simulator.wait_for_messages(wa_id, before + 1, timeout=60)
-    wait_until(lambda: open_handoff(shop_stack, wa_id) is not None, 30, "the handoff request")
-    assert tuple(open_handoff(shop_stack, wa_id)) == (reason, label)
+    contact_id = contact_id_of(shop_stack, wa_id, timeout=10)
+    wait_until(lambda: open_handoff(shop_stack, contact_id) is not None, 30, "the handoff request")
+    assert tuple(open_handoff(shop_stack, contact_id)) == (reason, label)
     assert any(f"*{label}*" in body(m) for m in shop_stack.simulator.messages_to(wa_id))
     # From now on the bot is quiet: a further message is kept for the agents, not answered.
     seq = shop_stack.simulator.last_seq()
     hello = shop_stack.simulator.customer_says(wa_id, type="text", text="hello?")
     # Processing is over (any answer would have been sent) once its inbox row is done.
     wait_until(lambda: inbox_state(shop_stack, hello["id"]) == "done", 30, "the message to be processed")
-    assert "hello?" in texts_in_tracker(shop_stack, wa_id)
+    assert "hello?" in user_texts(shop_stack, contact_id)
     assert shop_stack.simulator.messages_to(wa_id, since=seq) == []
 
-
-def inbox_state(stack, event_id):
-    with sa.create_engine(stack.shop_db_url).connect() as conn:
-        return conn.execute(sa.text("SELECT state FROM wa_inbox WHERE event_id = :i"), {"i": event_id}).scalar()
-
-
-def texts_in_tracker(stack, wa_id):
-    tracker_db = sa.create_engine(f"sqlite:///{stack.workdir / 'var' / 'tracker.db'}")
-    with tracker_db.connect() as conn:
-        rows = conn.execute(sa.text("SELECT data FROM events WHERE sender_id = :w AND type_name = 'user'"), {"w": wa_id}).scalars()
-        return [json.loads(row).get("text") for row in rows]
