@@ -20,7 +20,7 @@ from connectors.inbound import (
 from connectors.inbox import Dispatcher, InboxItem, WorkerIdentity
 from connectors.outbound import WhatsAppSender
 from rasa_plugins import conversation_store
-from shop import consent, contacts, gdpr, handoffs, messages
+from shop import consent, contacts, gdpr, handoffs, language, messages
 from shop.db import Database, cursor_of
 
 logger = logging.getLogger(__name__)
@@ -53,6 +53,7 @@ class EventProcessor:
         self.public_url = public_url
         self._frozen_agent: Any = None
         self._media_urls: Dict[str, str] = {}
+        self.languages = language.Settings.from_env()
 
     async def maintain(self, dispatcher: Dispatcher) -> None:
         """Heartbeat, take over events of workers that died (ours after a restart), and
@@ -150,7 +151,7 @@ class EventProcessor:
 
     async def _begin(
         self, item: InboxItem, message: Optional[wire.InboundMessage]
-    ) -> Optional[Tuple[InboxItem, Optional[Tuple[str, bool]]]]:
+    ) -> Optional[Tuple[InboxItem, Optional[Tuple[str, bool, Optional[str]]]]]:
         """Starts an attempt once every earlier event of the customer is done. For a
         customer's message also finds (or creates) the contact and tells whether people
         have the chat (an open handoff)."""
@@ -164,22 +165,23 @@ class EventProcessor:
                                item.sender, inbox.ORDER_WAIT_SECONDS, item.event_id)
             started = await self.db.run_cursor(self._start_attempt, item, message if dialogue else None, keep_order)
             if isinstance(started, tuple):
-                attempt, contact_id, with_people = started
+                attempt, contact_id, with_people, spoken = started
                 if contact_id is None and dialogue:  # a new customer, a new identifier, or two contacts to merge
-                    contact_id, with_people = await self._resolve(message)  # type: ignore[arg-type]
-                return attempt, (contact_id, with_people) if contact_id is not None else None
+                    contact_id, with_people, spoken = await self._resolve(message)  # type: ignore[arg-type]
+                return attempt, (contact_id, with_people, spoken) if contact_id is not None else None
             if started != inbox.WAIT:
                 return None  # done meanwhile, or another worker's now
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.5)
 
-    async def _resolve(self, message: wire.InboundMessage) -> Tuple[str, bool]:
+    async def _resolve(self, message: wire.InboundMessage) -> Tuple[str, bool, Optional[str]]:
         at = float(message.timestamp or time.time())
         resolution = await self.db.run(contacts.resolve, identifiers(message.sender), at)
         for other in resolution.merged:
             await self._merge_conversations(await self._wait_for_agent(), other, resolution.contact_id)
+        contact = await self.db.read(contacts.get, resolution.contact_id)
         with_people = await self.db.read(lambda conn: handoffs.open_handoff(conn, resolution.contact_id) is not None)
-        return resolution.contact_id, with_people
+        return resolution.contact_id, with_people, contact.language if contact else None
 
     async def _merge_conversations(self, agent: Any, other: str, survivor: str) -> None:
         """Two contacts turned out to be one customer: the other's conversation joins
@@ -207,24 +209,28 @@ class EventProcessor:
 
     def _start_attempt(
         self, cursor: Any, dialect: str, item: InboxItem, message: Optional[wire.InboundMessage], keep_order: bool
-    ) -> Union[Tuple[InboxItem, Optional[str], bool], None, str]:
+    ) -> Union[Tuple[InboxItem, Optional[str], bool, Optional[str]], None, str]:
         """The attempt and, for a customer's message of a known customer, their contact
-        (touched: the 24-hour window) and whether an agent has the chat. A few raw
-        statements: this runs for every message on the database thread that also
-        records webhooks before they are acknowledged."""
+        (touched: the 24-hour window), whether an agent has the chat and the
+        conversation's language. A few raw statements: this runs for every message on
+        the database thread that also records webhooks before they are acknowledged."""
         attempt = inbox.start_attempt(cursor, dialect, item, self.me.instance_id, keep_order)
         if not isinstance(attempt, InboxItem):
             return attempt
         if message is None:
-            return attempt, None, False
+            return attempt, None, False, None
         contact_id = contacts.find_known(cursor, dialect, identifiers(message.sender), float(message.timestamp or time.time()))
-        return attempt, contact_id, contact_id is not None and handoffs.has_open_handoff(cursor, dialect, contact_id)
+        if contact_id is None:
+            return attempt, None, False, None
+        return (attempt, contact_id, handoffs.has_open_handoff(cursor, dialect, contact_id),
+                contacts.language_of(cursor, dialect, contact_id))
 
     async def _process_message(
-        self, message: wire.InboundMessage, earlier_attempts: int, agent: Any, contact_id: str, with_people: bool
+        self, message: wire.InboundMessage, earlier_attempts: int, agent: Any, contact_id: str, with_people: bool,
+        spoken: Optional[str],
     ) -> None:
         try:
-            await self._answer(message, earlier_attempts, agent, contact_id)
+            await self._answer(message, earlier_attempts, agent, contact_id, spoken)
         finally:
             # Blue ticks after the answer: the read receipt is one more Graph API call,
             # and the answer should not wait for it. While people have the chat, the
@@ -232,7 +238,17 @@ class EventProcessor:
             if self.mark_as_read and not with_people:
                 asyncio.get_running_loop().create_task(self.sender.mark_as_read(message.id))
 
-    async def _answer(self, message: wire.InboundMessage, earlier_attempts: int, agent: Any, contact_id: str) -> None:
+    async def _language(self, message: wire.InboundMessage, contact_id: str, spoken: Optional[str]) -> language.Decision:
+        """The conversation's language after this message, kept on the contact."""
+        written = message.text if message.type is wire.MessageType.TEXT else (message.media.caption if message.media else "")
+        decision = language.decide(written or "", spoken, self.languages, language.prior(message.sender.wa_id, message.sender.user_id))
+        if decision.language != spoken:
+            await self.db.run_cursor(contacts.store_language, contact_id, decision.language)
+        return decision
+
+    async def _answer(
+        self, message: wire.InboundMessage, earlier_attempts: int, agent: Any, contact_id: str, spoken: Optional[str] = None
+    ) -> None:
         self._remember_media(message)
         if message.shared_own_number:  # a username customer shared their number with us
             await self._learn_number(agent, message)
@@ -242,6 +258,10 @@ class EventProcessor:
             logger.debug("WhatsApp %s message %s is not part of the dialogue", message.raw_type, message.id)
             return
         metadata = rasa_metadata(message, contact_id)
+        decision = await self._language(message, contact_id, spoken)
+        metadata["language"] = decision.language  # the conversation's (rasa_plugins: slot and answers)
+        if decision.not_offered:
+            metadata["language_not_offered"] = decision.not_offered
         if keyword:
             metadata["consent_keyword"] = dataclasses.asdict(keyword)
         skip: FrozenSet[int] = frozenset()

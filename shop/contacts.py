@@ -358,6 +358,18 @@ def set_language(conn: Connection, contact_id: str, language: str) -> None:
     conn.execute(contacts.update().where(contacts.c.contact_id == contact_id).values(language=language))
 
 
+def language_of(cursor: Any, dialect: str, contact_id: str) -> Optional[str]:
+    """The conversation's language (raw SQL: every message reads it)."""
+    cursor.execute(f"SELECT language FROM contacts WHERE contact_id = {placeholder(dialect)}", (contact_id,))
+    row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def store_language(cursor: Any, dialect: str, contact_id: str, language: str) -> None:
+    m = placeholder(dialect)
+    cursor.execute(f"UPDATE contacts SET language = {m} WHERE contact_id = {m}", (language, contact_id))
+
+
 def window_open(last_inbound_at: Optional[float], now: float) -> bool:
     """Free-form messages are allowed for 24 hours after the customer's last message."""
     return last_inbound_at is not None and now - last_inbound_at < SERVICE_WINDOW_SECONDS

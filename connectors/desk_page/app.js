@@ -399,7 +399,7 @@
 
   function chatTitle(contactId) {
     const known = (state.chat && state.chat.chat.contact_id === contactId && state.chat.chat) || state.chats.find((c) => c.contact_id === contactId);
-    return known ? displayName(known) : `+${contactId}`;
+    return known ? displayName(known) : (/^\d+$/.test(contactId) ? `+${contactId}` : contactId);
   }
 
   function renderChat(data) {

@@ -36,3 +36,18 @@ def test_chinese_mixed_with_latin_letters_and_numbers():
     tokens = words("T恤M码有货吗 LT-10421")
     assert "T恤" in "".join(tokens) and "有货" in tokens and tokens[-1] == "LT-10421"
     assert "袜子" in words("黑色的袜子有39-42码吗")
+
+
+def test_the_conversation_language_becomes_an_entity_unless_the_text_asks_for_one():
+    from rasa.shared.nlu.constants import ENTITIES
+
+    from connectors.conversation_language import ConversationLanguageExtractor
+
+    plain = Message(data={TEXT: "wie teuer?", "metadata": {"language": "de"}})
+    asked = Message(data={TEXT: "English please", "metadata": {"language": "de"},
+                          ENTITIES: [{"entity": "language", "value": "en", "start": 0, "end": 7}]})
+    none = Message(data={TEXT: "hi"})
+    ConversationLanguageExtractor().process([plain, asked, none])
+    assert [(e["entity"], e["value"]) for e in plain.get(ENTITIES)] == [("language", "de")]
+    assert [(e["entity"], e["value"]) for e in asked.get(ENTITIES)] == [("language", "en")]
+    assert not none.get(ENTITIES)
