@@ -67,7 +67,7 @@ def test_a_saved_model_predicts_the_same_after_loading(storage):
 
 
 def test_a_missing_model_is_an_error_not_an_untrained_classifier(storage):
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError):
         TfidfLogisticRegressionClassifier.load(
             TfidfLogisticRegressionClassifier.get_default_config(), storage, Resource("never-trained"), context()
         )
