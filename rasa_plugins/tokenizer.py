@@ -65,6 +65,11 @@ class MultilingualTokenizer(WhitespaceTokenizer):
     ) -> "MultilingualTokenizer":
         return cls(config)
 
+    def remove_emoji(self, text: Text) -> Text:
+        """Rasa's emoji pattern spans U+24C2-U+1F251, every Han character included: a
+        word of Chinese would be dropped as an emoji."""
+        return text if HAN.search(text) else super().remove_emoji(text)
+
     def tokenize(self, message: Message, attribute: Text) -> List[Token]:
         tokens = super().tokenize(message, attribute)
         if not any(HAN.search(token.text) for token in tokens):

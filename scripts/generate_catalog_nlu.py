@@ -159,7 +159,7 @@ SIZE_SYNONYMS: Dict[str, Tuple[str, ...]] = {
     "one size": ("onesize", "one-size", "one size fits all"),
 }
 
-ORDER_ID_REGEX = r"\b[Ll][Tt]-?\d{5}\b"
+ORDER_ID_REGEX = r"(?<![A-Za-z0-9])[Ll][Tt]-?\d{5}(?!\d)"  # no \b: Chinese letters count as word characters
 
 # Last-word plural/singular forms used for product variants.
 NUMBER_FORMS: Dict[str, str] = {

@@ -77,7 +77,7 @@ class Facts:
         return hours
 
 
-_ORDER_ID = re.compile(r"(?i)(?<![\w-])(?:lt[\s-]?)?(\d{5})(?!\d)")
+_ORDER_ID = re.compile(r"(?i)(?<![A-Za-z0-9-])(?:lt[\s-]?)?(\d{5})(?!\d)")  # Chinese letters before it are fine
 
 
 def find_order_id(text: Optional[str]) -> Optional[str]:

@@ -32,6 +32,10 @@ def test_chinese_is_cut_into_words():
     assert words("我的订单到哪了？") == ["我", "的", "订单", "到", "哪", "了"]
 
 
+def test_chinese_next_to_latin_words_is_not_dropped_as_an_emoji():
+    assert words("我鞋码42 穿哪个袜子尺码") == ["我", "鞋码", "42", "穿", "哪个", "袜子", "尺码"]
+
+
 def test_chinese_mixed_with_latin_letters_and_numbers():
     tokens = words("T恤M码有货吗 LT-10421")
     assert "T恤" in "".join(tokens) and "有货" in tokens and tokens[-1] == "LT-10421"
