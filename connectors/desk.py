@@ -103,7 +103,9 @@ class AgentDesk(InputChannel):
         @desk.get("/api/me")
         @authenticated
         async def me(_: Request, whatsapp: WhatsAppInput, agent: Agent) -> HTTPResponse:
-            return response.json({"name": agent.name, "labels": list(agent.labels)})
+            languages = whatsapp.running.languages
+            return response.json({"name": agent.name, "labels": list(agent.labels), "languages": list(languages.offered),
+                                  "default_language": languages.default})
 
         @desk.get("/api/quick-replies")
         @authenticated
@@ -173,12 +175,26 @@ class AgentDesk(InputChannel):
         @chat_of_agent
         async def template(request: Request, whatsapp: WhatsAppInput, agent: Agent, handoff: handoffs.Handoff) -> HTTPResponse:
             name = str((request.json or {}).get("name") or "")
-            chosen = next((t for t in self.templates if t.get("name") == name), None)
+            contact = await whatsapp.db.read(contacts.get, handoff.contact_id)
+            chosen = template_for(self.templates, name, contact.language if contact else None, whatsapp.running.languages.default)
             if chosen is None:
                 return _error(400, f"unknown template {name!r}", templates=self.templates)
             to = await whatsapp.sender.address(handoff.contact_id)
             payload = wire.custom_message(to, {"type": "template", "template": {"name": name, "language": {"code": chosen.get("language", "en_US")}}})
             return await send(whatsapp, agent, handoff, payload, chosen.get("text") or f"[template {name}]")
+
+        @desk.post("/api/chats/<contact_id>/language")
+        @authenticated
+        @chat_of_agent
+        async def set_language(request: Request, whatsapp: WhatsAppInput, agent: Agent, handoff: handoffs.Handoff) -> HTTPResponse:
+            """The agent sets the conversation's language (the bot answers in it from the
+            customer's next message on, until the customer clearly writes another)."""
+            chosen = str((request.json or {}).get("language") or "")
+            offered = whatsapp.running.languages.offered
+            if chosen not in offered:
+                return _error(400, f"the shop speaks {', '.join(offered)}, not {chosen!r}", languages=list(offered))
+            await whatsapp.db.run(contacts.set_language, handoff.contact_id, chosen)
+            return response.json({"language": chosen})
 
         @desk.post("/api/chats/<contact_id>/labels")
         @authenticated
@@ -234,6 +250,7 @@ def _chat_json(handoff: handoffs.Handoff, contact: Optional[contacts.Contact], n
         "name": contact.profile_name if contact else None,
         "username": contact.username if contact else None,
         "phone": contact.phone if contact else None,
+        "language": contact.language if contact else None,
         "label": handoff.label,
         "reason": handoff.reason,
         "status": handoff.status,
@@ -241,6 +258,19 @@ def _chat_json(handoff: handoffs.Handoff, contact: Optional[contacts.Contact], n
         "waiting_seconds": round(now - handoff.requested_at),
         "last_message_at": contact.last_inbound_at if contact else None,
     }
+
+
+def template_for(templates: List[Dict[str, str]], name: str, language: Optional[str], default: str) -> Optional[Dict[str, str]]:
+    """The approved template of that name in the customer's language (WhatsApp codes
+    such as "de" or "en_US" match by their language part), else in the shop's default
+    language, else any."""
+    named = [t for t in templates if t.get("name") == name]
+
+    def speaks(template: Dict[str, str], code: Optional[str]) -> bool:
+        return bool(code) and str(template.get("language", "en_US")).split("_")[0].lower() == code
+
+    return next((t for t in named if speaks(t, language)), None) or next((t for t in named if speaks(t, default)), None) or (
+        named[0] if named else None)
 
 
 def _chat_list(conn: Any, labels: Optional[List[str]], now: float) -> List[Dict[str, Any]]:

@@ -46,6 +46,16 @@ MIN_CONFIDENCE = 0.8
 MIN_MARGIN = 0.5
 NOT_OFFERED_MIN_LETTERS = 16
 
+# When lingua is unsure of a short Latin-script message ("where is my order": trigram
+# models cannot tell much from 17 letters), the function words of the Latin-script
+# languages the shop speaks decide: two or more of one language and at most half as many
+# of another.
+FUNCTION_WORDS: Dict[str, frozenset] = {
+    "en": frozenset("i you my me the an is are to do does can what where how when please want have it this that of for with and not your our".split()),
+    "de": frozenset("ich du sie mein meine meinen der die das ist sind wo wie was wann bitte und oder nicht ein eine einen habe haben kann können konnen mit für fur zu auf ihr euer eure gibt es".split()),
+    "cs": frozenset("je jsou jsem to kde jak co kdy prosím prosim nebo ne moje můj muj mám mam chci máte mate na pro se jste by bych".split()),
+}
+_WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 _NOISE = re.compile(r"https?://\S+|\b[A-Z]{2,5}-[A-Z0-9-]+\b|\S*\d\S*", re.UNICODE)
 
 
@@ -134,7 +144,7 @@ class Detector:
         if sum(ch.isalpha() for ch in cleaned) < MIN_LETTERS:
             return None
         latin = tuple(code for code in self.languages if code not in ("ka", "hy", "zh", "ru", "uk"))
-        return self._verdict(cleaned, latin)
+        return self._verdict(cleaned, latin) or _by_function_words(cleaned, latin)
 
     def _verdict(self, text: str, among: Sequence[str]) -> Optional[str]:
         names = {_LINGUA[code]: code for code in among if code in _LINGUA}
@@ -147,6 +157,16 @@ class Detector:
         best, code = ranked[0]
         second = ranked[1][0] if len(ranked) > 1 else 0.0
         return code if best >= MIN_CONFIDENCE and best - second >= MIN_MARGIN else None
+
+
+def _by_function_words(text: str, among: Sequence[str]) -> Optional[str]:
+    words = {word.casefold() for word in _WORD.findall(text)}
+    counts = sorted(((len(words & FUNCTION_WORDS[code]), code) for code in among if code in FUNCTION_WORDS), reverse=True)
+    if not counts or counts[0][0] < 2:
+        return None
+    best, code = counts[0]
+    second = counts[1][0] if len(counts) > 1 else 0
+    return code if second * 2 <= best else None
 
 
 _detectors: Dict[Tuple[str, ...], Detector] = {}

@@ -19,6 +19,11 @@ EN_DE = language.Settings.from_env({"SHOP_LANGUAGES": "en,de", "SHOP_DEFAULT_LAN
     ("Ինչ արժե մերինոսե գուլպաները", "hy"),
     ("美利奴袜子多少钱", "zh"),
     ("多少钱", "zh"),
+    # short sentences the identifier is unsure of: the function words decide
+    ("i want to talk to a human", "en"),
+    ("where is my order", "en"),
+    ("wo ist meine Bestellung", "de"),
+    ("kde je moje objednavka", "cs"),
 ])
 def test_clear_messages_are_recognised(text, expected):
     assert language.detector(ALL).detect(text) == expected

@@ -217,25 +217,44 @@
       const data = await api('/quick-replies');
       state.quickReplies = data.quick_replies || [];
       setTemplates(data.templates || []);
-      const select = $('quick-replies');
-      select.replaceChildren(h('option', { value: '', text: 'Quick replies…' }));
-      state.quickReplies.forEach((reply, index) => select.append(h('option', { value: String(index), text: reply.title || reply.text })));
+      renderQuickReplies(state.chat ? state.chat.chat.language : null);
     } catch (e) {
       if (!handleAuth(e)) showError(`Could not load the quick replies: ${e.message}`);
     }
+  }
+
+  // Quick replies and templates in the customer's language come first (a reply without a
+  // language fits every chat); the others follow, marked with their language.
+  const languageOf = (item) => String(item.language || '').split('_')[0].toLowerCase();
+
+  function renderQuickReplies(language) {
+    const select = $('quick-replies');
+    const order = state.quickReplies.map((reply, index) => ({ reply, index }))
+      .sort((a, b) => Number(languageOf(b.reply) === language || !languageOf(b.reply)) - Number(languageOf(a.reply) === language || !languageOf(a.reply)));
+    select.replaceChildren(h('option', { value: '', text: 'Quick replies…' }), ...order.map(({ reply, index }) => {
+      const own = !languageOf(reply) || languageOf(reply) === language;
+      return h('option', { value: String(index), text: (reply.title || reply.text) + (own ? '' : ` (${languageOf(reply)})`) });
+    }));
+  }
+
+  function templateFor(name) {
+    const language = state.chat ? state.chat.chat.language : null;
+    const named = state.templates.filter((t) => t.name === name);
+    return named.find((t) => languageOf(t) === language) || named.find((t) => languageOf(t) === (state.me && state.me.default_language)) || named[0];
   }
 
   function setTemplates(templates) {
     state.templates = templates;
     const select = $('templates');
     const previous = select.value;
-    select.replaceChildren(...templates.map((t) => h('option', { value: t.name, text: t.name })));
-    if (templates.some((t) => t.name === previous)) select.value = previous;
+    const names = [...new Set(templates.map((t) => t.name))];
+    select.replaceChildren(...names.map((name) => h('option', { value: name, text: name })));
+    if (names.includes(previous)) select.value = previous;
     renderTemplatePreview();
   }
 
   function renderTemplatePreview() {
-    const chosen = state.templates.find((t) => t.name === $('templates').value);
+    const chosen = templateFor($('templates').value);
     $('template-preview').textContent = chosen ? chosen.text || '' : 'No approved templates are configured.';
     $('send-template').disabled = !chosen;
   }
@@ -418,6 +437,12 @@
     $('chat-number').textContent = contactLine(chat);
     $('chat-label').textContent = chat.label;
     $('chat-reason').textContent = chat.reason ? `(${chat.reason.replace(/_/g, ' ')})` : '';
+    const languages = (state.me && state.me.languages) || [];
+    const picker = $('chat-language');
+    picker.replaceChildren(...languages.map((code) => h('option', { value: code, text: code })));
+    picker.value = chat.language || (state.me && state.me.default_language) || '';
+    renderQuickReplies(chat.language);
+    renderTemplatePreview();
     const status = $('chat-status');
     status.textContent = statusText(chat);
     status.dataset.status = chat.agent ? (chat.agent === state.me.name ? 'mine' : 'other') : 'queued';
@@ -675,6 +700,17 @@
       if (reply) insertIntoReply(reply.text || '');
     });
     $('templates').addEventListener('change', renderTemplatePreview);
+    $('chat-language').addEventListener('change', async (event) => {
+      if (!state.selected) return;
+      try {
+        await api(`${chatPath(state.selected)}/language`, { method: 'POST', body: { language: event.target.value } });
+        if (state.chat) state.chat.chat.language = event.target.value;
+        renderQuickReplies(event.target.value);
+        renderTemplatePreview();
+      } catch (e) {
+        if (!handleAuth(e)) showError(`Could not set the language: ${e.message}`);
+      }
+    });
     $('send-template').addEventListener('click', sendTemplate);
     $('label-form').addEventListener('submit', (event) => {
       event.preventDefault();

@@ -119,10 +119,20 @@ def test_a_reply_outside_the_24_hour_window_is_refused_and_a_template_offered(st
         assert "24 hours" in refused.json()["error"] and refused.json()["templates"][0]["name"] == "follow_up"
         assert sim.messages_to(wa_id, since=seq) == []  # refused before calling Meta
         assert api(desk, "support", "GET", f"/chats/{contact_id}").json()["window_open"] is False
+        chat = api(desk, "support", "GET", f"/chats/{contact_id}").json()["chat"]
+        assert chat["language"] == "en"  # "i want to talk to a human"
         template = api(desk, "support", "POST", f"/chats/{contact_id}/template", json={"name": "follow_up"})
         assert template.status_code == 200
         [sent] = sim.wait_for_messages(wa_id, 1, since=seq)
         assert sent["body"]["type"] == "template" and sent["body"]["template"]["name"] == "follow_up"
+        assert sent["body"]["template"]["language"]["code"] == "en_US"
+        # The agent learns the customer prefers German: the template goes out in German.
+        assert api(desk, "support", "POST", f"/chats/{contact_id}/language", json={"language": "fr"}).status_code == 400
+        assert api(desk, "support", "POST", f"/chats/{contact_id}/language", json={"language": "de"}).json() == {"language": "de"}
+        assert api(desk, "support", "GET", f"/chats/{contact_id}").json()["chat"]["language"] == "de"
+        api(desk, "support", "POST", f"/chats/{contact_id}/template", json={"name": "follow_up"})
+        [_, german] = sim.wait_for_messages(wa_id, 2, since=seq)
+        assert german["body"]["template"]["language"]["code"] == "de"
     finally:
         requests.post(f"{sim.url}/sim/api/clock", json={"offset_seconds": 0}, timeout=5).raise_for_status()
 
