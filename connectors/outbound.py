@@ -5,6 +5,7 @@ message is checked and recorded the same way.
 """
 import functools
 import logging
+import os
 import time
 from typing import Any, Dict, Optional, Set
 
@@ -20,6 +21,15 @@ OUTSIDE_WINDOW = 131047
 
 
 DEFAULT_LATER_SECONDS = 60.0
+# Tests only: SHOP_CRASH_AT=after_send kills the process (as kill -9 would) right after
+# Meta accepted a message and before it is recorded as sent.
+_CRASH_AT = os.environ.get("SHOP_CRASH_AT", "")
+
+
+def crash_point(name: str) -> None:
+    if _CRASH_AT == name:
+        logger.error("SHOP_CRASH_AT=%s: exiting as kill -9 would", name)
+        os._exit(137)
 
 
 class OutsideWindow(GraphApiError):
@@ -82,6 +92,8 @@ class WhatsAppSender:
         """
         kind = _kind(payload)
         record: Dict[str, Any] = dict(origin=origin, in_reply_to=in_reply_to, seq=seq, broadcast_id=broadcast_id)
+        intent: Optional[str] = None
+        digest = messages.payload_hash(payload)
         try:
             if kind != "template":
                 if window_opened_at is None:
@@ -95,34 +107,41 @@ class WhatsAppSender:
             if contact_id in self._waiting:
                 raise Deferred(0, "earlier messages to this customer wait in the outbox", local=True,
                                error_class=ErrorClass.RETRY_LATER, retry_after=0.0)
+            # Recorded before Meta sees it: a crash after Meta took it is never followed
+            # by a second copy (the replay skips this position, see messages.mark_unknown).
+            intent = await self.db.run_cursor(functools.partial(messages.record_intent, **record), contact_id, kind, digest)
             message_id = await self.client.send(payload)
+            crash_point("after_send")
         except GraphApiError as error:
             if _defer(error):
-                await self._defer(payload, contact_id, kind, error, record)
+                await self._defer(payload, contact_id, kind, error, record, intent)
                 if isinstance(error, Deferred):
                     raise
                 raise Deferred(error.code, f"queued in the outbox: {error}", local=True,
                                error_class=ErrorClass.RETRY_LATER, retry_after=error.retry_after) from error
             failure = messages.SendFailure(error.code, str(error), error.details)
-            await self.db.run(self._record_failure, contact_id, kind, failure, error, record)
+            await self.db.run(self._record_failure, contact_id, kind, failure, error, record, intent)
             logger.error("WhatsApp %s message to %s failed: %s", kind, contact_id, error)
             raise
-        await self.db.run_cursor(functools.partial(messages.record_sent, **record), message_id, contact_id, kind)
+        await self.db.run_cursor(functools.partial(messages.confirm_sent, **record), intent, message_id, contact_id, kind, digest)
         return message_id
 
     @staticmethod
     def _record_failure(conn: Any, contact_id: str, kind: str, failure: messages.SendFailure, error: GraphApiError,
-                        record: Dict[str, Any]) -> None:
-        messages.record_failure(conn, contact_id, kind, failure, **record)
+                        record: Dict[str, Any], intent: Optional[str] = None) -> None:
+        if intent is not None:
+            messages.fail_intent(conn, intent, failure)
+        else:
+            messages.record_failure(conn, contact_id, kind, failure, **record)
         if error.error_class is ErrorClass.MARKETING_OPT_OUT:  # 131050: they stopped marketing in WhatsApp
             consent.opt_out(conn, contact_id, "whatsapp_131050", None, failure.title)
         elif error.error_class is ErrorClass.MARKETING_BACKOFF:  # 131049: Meta's per-user marketing cap
             consent.back_off_marketing(conn, contact_id, time.time() + (error.retry_after or MARKETING_BACKOFF_SECONDS))
 
     async def _defer(self, payload: Dict[str, Any], contact_id: str, kind: str, error: GraphApiError,
-                     record: Dict[str, Any]) -> None:
+                     record: Dict[str, Any], intent: Optional[str] = None) -> None:
         not_before = time.time() + (error.retry_after if error.retry_after is not None else DEFAULT_LATER_SECONDS)
-        await self.db.run(outbox.defer, contact_id, payload, kind, str(error), not_before, **record)
+        await self.db.run(outbox.defer, contact_id, payload, kind, str(error), not_before, record_id=intent, **record)
         self._waiting.add(contact_id)
         logger.warning("WhatsApp %s message to %s waits in the outbox: %s", kind, contact_id, error)
 

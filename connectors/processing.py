@@ -269,6 +269,9 @@ class EventProcessor:
             if await self._already_in_tracker(agent, contact_id, message):
                 return
             skip = frozenset(await self.db.read(messages.sent_positions, message.id))
+            unknown = await self.db.run(messages.mark_unknown, message.id)
+            if unknown:
+                logger.warning("Not sending again %d message(s) to %s that were being sent when the process stopped", unknown, contact_id)
         # The number the message came from is the one to answer; without one (a
         # username customer) the contact's known number, else its BSUID (looked up).
         output = self._output(

@@ -1,4 +1,6 @@
 """Outbound messages and their delivery statuses (sent / delivered / read / failed)."""
+import hashlib
+import json
 import time
 import uuid
 from dataclasses import dataclass
@@ -12,8 +14,10 @@ from shop.schema import outbound
 
 # Statuses only move forward; webhooks arrive out of order and more than once.
 # `played` (a voice message was played) comes after read; `delivered` may be skipped.
-# `queued`: waiting in the outbox (shop.outbox) for Meta to take it.
-STATUS_RANK = {"queued": 0, "accepted": 0, "sent": 1, "delivered": 2, "read": 3, "played": 4, "failed": 5}
+# `queued`: waiting in the outbox (shop.outbox) for Meta to take it. `sending`: recorded
+# just before the Graph API call; a crash before Meta's answer was recorded leaves it so,
+# and the replayed turn turns it into `unknown` (Meta may have it: never sent again).
+STATUS_RANK = {"sending": 0, "unknown": 0, "queued": 0, "accepted": 0, "sent": 1, "delivered": 2, "read": 3, "played": 4, "failed": 5}
 _STATUS_TIME_COLUMN = {"sent": "sent_at", "delivered": "delivered_at", "read": "read_at", "played": "read_at", "failed": "failed_at"}
 
 
@@ -61,6 +65,54 @@ def record_sent(
         + ", ".join(f"{c} = excluded.{c}" for c in columns),
         (message_id, "accepted", 0, contact_id, kind, origin, in_reply_to, seq, broadcast_id, at or time.time()),
     )
+
+
+def payload_hash(payload: Any) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def record_intent(
+    cursor: Any, dialect: str, contact_id: str, kind: str, digest: str, origin: str = "bot", in_reply_to: Optional[str] = None,
+    seq: Optional[int] = None, broadcast_id: Optional[str] = None, at: Optional[float] = None,
+) -> str:
+    """A message about to be sent, recorded before the Graph API call (raw SQL, one
+    statement). If the process dies after Meta took it and before `confirm_sent`, the
+    row stays `sending`: a replay of the turn skips that position (at most once)."""
+    m = placeholder(dialect)
+    record_id = f"local:{uuid.uuid4().hex}"
+    cursor.execute(
+        "INSERT INTO wa_outbound (message_id, contact_id, kind, origin, in_reply_to, seq, broadcast_id, created_at, "
+        f"status, status_rank, payload_hash) VALUES ({', '.join([m] * 11)})",
+        (record_id, contact_id, kind, origin, in_reply_to, seq, broadcast_id, at or time.time(), "sending",
+         STATUS_RANK["sending"], digest),
+    )
+    return record_id
+
+
+def confirm_sent(cursor: Any, dialect: str, record_id: str, message_id: str, contact_id: str, kind: str, digest: str,
+                 **record: Any) -> None:
+    """Meta took the message: its intent row becomes the record of the wamid."""
+    cursor.execute(f"DELETE FROM wa_outbound WHERE message_id = {placeholder(dialect)}", (record_id,))
+    record_sent(cursor, dialect, message_id, contact_id, kind, **record)
+    cursor.execute(f"UPDATE wa_outbound SET payload_hash = {placeholder(dialect)} WHERE message_id = {placeholder(dialect)}",
+                   (digest, message_id))
+
+
+def fail_intent(conn: Connection, record_id: str, failure: SendFailure, at: Optional[float] = None) -> None:
+    now = at or time.time()
+    conn.execute(outbound.update().where(outbound.c.message_id == record_id).values(
+        status="failed", status_rank=STATUS_RANK["failed"], failed_at=now,
+        error_code=failure.code, error_title=failure.title, error_details=failure.details,
+    ))
+
+
+def mark_unknown(conn: Connection, in_reply_to: str) -> int:
+    """Replaying a turn: positions that were being sent when the process died may have
+    reached the customer; they are not sent again, and recorded as `unknown`."""
+    return conn.execute(
+        outbound.update().where(outbound.c.in_reply_to == in_reply_to, outbound.c.status == "sending")
+        .values(status="unknown", error_title="the process stopped while sending: Meta may have delivered it; not sent again")
+    ).rowcount
 
 
 def record_failure(
@@ -126,7 +178,8 @@ def contact_of(conn: Connection, message_id: str) -> Optional[str]:
 
 
 def sent_positions(conn: Connection, in_reply_to: str) -> Set[int]:
-    """Positions of a reply already accepted by Meta (to skip them when re-processing)."""
+    """Positions of a reply that Meta took or may have taken (accepted, queued in the
+    outbox, or being sent when the process died): skipped when re-processing."""
     rows = conn.execute(
         sa.select(outbound.c.seq).where(outbound.c.in_reply_to == in_reply_to, outbound.c.status != "failed")
     )

@@ -40,16 +40,20 @@ class Waiting:
 
 def defer(conn: Connection, contact_id: str, payload: Dict[str, Any], kind: str, reason: str, not_before: float,
           origin: str = "bot", in_reply_to: Optional[str] = None, seq: Optional[int] = None,
-          broadcast_id: Optional[str] = None, at: Optional[float] = None) -> str:
+          broadcast_id: Optional[str] = None, at: Optional[float] = None, record_id: Optional[str] = None) -> str:
     """Queues a message and records it as `queued` (so a replayed turn does not send it
-    again); returns its record id."""
+    again), in its intent row if it has one (messages.record_intent); returns its record id."""
     now = at or time.time()
-    record_id = f"local:{uuid.uuid4().hex}"
-    conn.execute(outbound.insert().values(
-        message_id=record_id, contact_id=contact_id, kind=kind, origin=origin, in_reply_to=in_reply_to, seq=seq,
-        broadcast_id=broadcast_id, created_at=now, status="queued", status_rank=messages.STATUS_RANK["queued"],
-        error_title=reason,
-    ))
+    if record_id is not None:
+        conn.execute(outbound.update().where(outbound.c.message_id == record_id).values(
+            status="queued", status_rank=messages.STATUS_RANK["queued"], error_title=reason))
+    else:
+        record_id = f"local:{uuid.uuid4().hex}"
+        conn.execute(outbound.insert().values(
+            message_id=record_id, contact_id=contact_id, kind=kind, origin=origin, in_reply_to=in_reply_to, seq=seq,
+            broadcast_id=broadcast_id, created_at=now, status="queued", status_rank=messages.STATUS_RANK["queued"],
+            error_title=reason,
+        ))
     conn.execute(outbox.insert().values(
         contact_id=contact_id, record_id=record_id, payload=json.dumps(payload), kind=kind, origin=origin,
         in_reply_to=in_reply_to, seq=seq, broadcast_id=broadcast_id, state="waiting", attempts=0,

@@ -68,6 +68,8 @@ outbound = sa.Table(
     sa.Column("pricing_model", sa.String(16)),  # PMP
     sa.Column("pricing_type", sa.String(32)),  # regular | free_customer_service | free_entry_point
     sa.Column("pricing_category", sa.String(32)),  # marketing | utility | authentication | service | ...
+    # SHA-256 of the /messages body: what was about to go out (see messages.record_intent).
+    sa.Column("payload_hash", sa.String(64)),
     sa.Index("ix_wa_outbound_reply", "in_reply_to", "seq"),
     sa.Index("ix_wa_outbound_contact", "contact_id"),
     sa.Index("ix_wa_outbound_broadcast", "broadcast_id"),
@@ -282,6 +284,7 @@ MIGRATIONS: List[Tuple[int, Callable[[Connection], None]]] = [
     (21, _add_column(contacts, "marketing_backoff_until")),
     # wa_inbox.wa_id was VARCHAR(64); its successor `sender` holds BSUIDs (up to 131 characters).
     (22, _widen_column(inbox, "sender")),
+    (23, _add_column(outbound, "payload_hash")),
 ]
 
 

@@ -131,3 +131,44 @@ def test_kill_9_in_the_middle_of_a_turn_then_restart_answers_exactly_once(tmp_pa
     finally:
         first.stop()
         simulator_process.stop()
+
+
+def test_a_crash_between_metas_answer_and_the_record_never_sends_twice(tmp_path, e2e_model, action_server):
+    """The server dies right after Meta accepted an answer and before it recorded it as
+    sent (a fault injection point, SHOP_CRASH_AT=after_send, exits as kill -9 would).
+    The next start replays the turn: the position was recorded as being sent before the
+    Graph API call, so it is not sent again (at most once) and is recorded as `unknown`."""
+    actions_port, _ = action_server
+    rasa_port, sim_port = free_port(), free_port()
+    shop_db_url = f"sqlite:///{tmp_path / 'shop.db'}"
+    env = base_env(ACTIONS_PORT=str(actions_port), WHATSAPP_API_URL=f"http://127.0.0.1:{sim_port}", SHOP_DB_URL=shop_db_url)
+    rasa_url = f"http://127.0.0.1:{rasa_port}"
+    simulator_process = start_simulator(sim_port, f"{rasa_url}/webhooks/whatsapp/webhook", tmp_path, env)
+    sim = Simulator(f"http://127.0.0.1:{sim_port}")
+    customer = "4915100000003"
+    first = start_rasa(rasa_port, e2e_model, tmp_path, {**env, "SHOP_CRASH_AT": "after_send"})
+    try:
+        hello = sim.customer_says(customer, type="text", text="hi")
+        [greeting] = sim.wait_for_messages(customer, 1)  # Meta has it...
+        wait_until(lambda: not first.alive(), 30, "the server to die right after the send")  # ...and the server died
+        with sa.create_engine(shop_db_url).connect() as conn:
+            assert conn.execute(sa.text("SELECT status FROM wa_outbound WHERE in_reply_to = :i"), {"i": hello["id"]}).scalars().all() == ["sending"]
+
+        second = start_rasa(rasa_port, e2e_model, tmp_path, env)
+        try:
+            def processed():
+                with sa.create_engine(shop_db_url).connect() as conn:
+                    return conn.execute(sa.text("SELECT state, attempts FROM wa_inbox WHERE event_id = :i"), {"i": hello["id"]}).one_or_none()
+
+            assert wait_until(lambda: (processed() or ("",))[0] == "done" and processed(), 60, "the replayed turn") == ("done", 2)
+            assert len(sim.messages_to(customer)) == 1  # not sent twice
+            with sa.create_engine(shop_db_url).connect() as conn:
+                assert conn.execute(sa.text("SELECT status FROM wa_outbound WHERE in_reply_to = :i"), {"i": hello["id"]}).scalars().all() == ["unknown"]
+            # The conversation goes on normally.
+            sim.customer_says(customer, type="text", text="bye")
+            assert len(sim.wait_for_messages(customer, 2)) == 2
+        finally:
+            second.stop()
+    finally:
+        first.stop()
+        simulator_process.stop()
