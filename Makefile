@@ -17,8 +17,8 @@ setup:  ## create .venv with the pinned dependencies
 train: setup  ## retrain the model after editing data/, domain.yml or config.yml
 	scripts/train-if-needed
 
-validate: setup  ## check training data, domain and stories for mistakes
-	$(ENV) .venv/bin/rasa data validate && .venv/bin/python scripts/generate_catalog_nlu.py --check
+validate: setup  ## check training data, domain, stories and the texts of every language for mistakes
+	$(ENV) .venv/bin/rasa data validate && .venv/bin/python scripts/generate_catalog_nlu.py --check && .venv/bin/python scripts/check_locales.py
 
 test-nlu: setup  ## NLU accuracy on held-out data (results/nlu); fails below the thresholds
 	$(ENV) .venv/bin/python scripts/evaluate_nlu.py --out results/nlu

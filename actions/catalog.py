@@ -1,5 +1,7 @@
 """Catalog browsing: the categories as a list message; a category as a WhatsApp
-product_list (when the shop has a Meta catalog) or as a list of products."""
+product_list (when the shop has a Meta catalog) or as a list of products. The texts are
+responses of domain.yml (utter_browse_*, utter_product_list*), in the conversation's
+language."""
 from typing import Any, Dict, List, Optional, Text
 
 from rasa_sdk import Action, Tracker
@@ -7,12 +9,12 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.product_lookup import (
-    FOOTER_MAX,
     HEADER_TEXT_MAX,
     PRODUCT_LIST_MAX,
     SECTION_TITLE_MAX,
     Message,
     categories_message,
+    category_name,
     category_title,
     first_entity,
     fit,
@@ -21,57 +23,53 @@ from actions.product_lookup import (
     payload,
     products_message,
 )
+from shop import i18n
 from shop.catalog import Catalog, load_catalog
 from shop.facts import load_facts
 
-CATEGORIES_TEXT = "What are you looking for?"
 
-
-def product_list_messages(catalog: Catalog, category: str, catalog_id: str, page: int = 1) -> List[Message]:
+def product_list_messages(
+    catalog: Catalog, category: str, catalog_id: str, page: int = 1, language: Optional[str] = None
+) -> List[Message]:
     """The category as a product_list (at most 30 products a message), then reply buttons:
     a product_list has no room for "more" or "back", and tapping a product only opens it
     in WhatsApp, so the buttons say what the customer can do next."""
     products = catalog.in_category(category)
     pages = [products[i : i + PRODUCT_LIST_MAX] for i in range(0, len(products), PRODUCT_LIST_MAX)]
     number = min(max(page, 1), len(pages))
-    title = category_title(category)
-    interactive: Dict[str, Any] = {
-        "type": "product_list",
-        "header": {"type": "text", "text": fit(title, HEADER_TEXT_MAX)},
-        "body": {"text": f"Here are our *{category}* ({len(products)} products)."},
-        "action": {
-            "catalog_id": catalog_id,
-            "sections": [
-                {
-                    "title": fit(title, SECTION_TITLE_MAX),
-                    "product_items": [{"product_retailer_id": p.retailer_id} for p in pages[number - 1]],
-                }
-            ],
-        },
+    name = category_name(category, language)
+    title = category_title(name)
+    product_list: Message = {
+        "response": "utter_product_list",
+        "title": fit(title, HEADER_TEXT_MAX),
+        "section": fit(title, SECTION_TITLE_MAX),
+        "category": name,
+        "count": len(products),
+        "catalog_id": catalog_id,
+        "product_items": [{"product_retailer_id": p.retailer_id} for p in pages[number - 1]],
+        "paged": len(pages) > 1,
+        "page": number,
+        "pages": len(pages),
     }
-    if len(pages) > 1:
-        interactive["footer"] = {"text": fit(f"Page {number} of {len(pages)}", FOOTER_MAX)}
-    buttons = [{"title": "Other categories", "payload": payload("browse_catalog")}]
-    if number < len(pages):
-        buttons.insert(0, {"title": "More products", "payload": payload("browse_catalog", category=category, page=number + 1)})
-    return [
-        {"json_message": {"type": "interactive", "interactive": interactive}},
-        {"text": "Tap a product to see it, or just ask me about it (price, sizes, stock).", "buttons": buttons},
-    ]
+    more = number < len(pages)
+    next_step: Message = {"response": "utter_product_list_next", "more": more}
+    if more:
+        next_step["more_payload"] = payload("browse_catalog", category=category, page=number + 1)
+    return [product_list, next_step]
 
 
-def browse_messages(catalog: Catalog, category_text: Optional[str], page: int = 1, catalog_id: str = "") -> List[Message]:
+def browse_messages(
+    catalog: Catalog, category_text: Optional[str], page: int = 1, catalog_id: str = "", language: Optional[str] = None
+) -> List[Message]:
     """What `browse_catalog` answers: the categories, or the products of one."""
     if not category_text:
-        return [categories_message(catalog, CATEGORIES_TEXT, page=page)]
+        return [categories_message(catalog, "utter_browse_categories", page=page, language=language)]
     category = normalize_category(catalog, category_text)
     if category is None:
-        text = f"Sorry, we don't have \"{fit(category_text, 40)}\" in our shop. {CATEGORIES_TEXT}"
-        return [categories_message(catalog, text)]
+        return [categories_message(catalog, "utter_browse_unknown_category", language=language, category=fit(category_text, 40))]
     if catalog_id:
-        return product_list_messages(catalog, category, catalog_id, page)
-    text = f"Here are our *{category}*{{page}}. Tap *Products* and pick one to see photos, sizes and stock."
-    return [products_message(catalog, category, text, "product_info", page, more_intent="browse_catalog")]
+        return product_list_messages(catalog, category, catalog_id, page, language)
+    return [products_message(catalog, category, "utter_browse_category", "product_info", page, more_intent="browse_catalog", language=language)]
 
 
 class ActionBrowseCatalog(Action):
@@ -86,7 +84,8 @@ class ActionBrowseCatalog(Action):
         # looking at socks means the whole catalog again.
         category_text = first_entity(tracker.latest_message, "category")
         page = page_number(first_entity(tracker.latest_message, "page"))
-        for message in browse_messages(catalog, category_text, page, load_facts().catalog_id):
+        language = i18n.language_of(tracker.get_slot("language"))
+        for message in browse_messages(catalog, category_text, page, load_facts().catalog_id, language):
             dispatcher.utter_message(**message)
         if not category_text:
             return [SlotSet("page", None)]

@@ -3,6 +3,9 @@
 Opt-out keywords (matched by the WhatsApp channel before NLU, so they always win) and the
 `stop` intent end in the same action; so do START keywords and `resubscribe`. The
 channel puts the keyword and its language in the message metadata (`consent_keyword`).
+The confirmations (utter_opted_out, utter_resubscribed) go out in the keyword's language,
+which may be one the assistant does not otherwise speak (locales/es, fr, it, pt have
+just these two).
 """
 from typing import Any, Dict, List, Optional, Text
 
@@ -10,36 +13,12 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ActiveLoop, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from shop import consent, contacts
+from shop import consent, contacts, i18n
 from shop.db import get_database
 from shop.facts import load_facts
 
-OPTED_OUT_TEXT = {
-    "en": "You're unsubscribed: we won't send you offers or news any more. Reply START to subscribe again. You can still write to us here any time.",
-    "de": "Du bist abgemeldet: Wir schicken dir keine Angebote oder News mehr. Antworte START, um sie wieder zu erhalten. Du kannst uns hier weiterhin jederzeit schreiben.",
-    "es": "Te has dado de baja: ya no te enviaremos ofertas ni novedades. Responde START para volver a suscribirte. Puedes seguir escribiéndonos aquí cuando quieras.",
-    "pt": "Sua inscrição foi cancelada: não enviaremos mais ofertas nem novidades. Responda START para voltar a receber. Você ainda pode nos escrever aqui quando quiser.",
-    "fr": "Vous êtes désabonné(e) : nous ne vous enverrons plus d'offres ni de nouveautés. Répondez START pour vous réabonner. Vous pouvez toujours nous écrire ici.",
-    "it": "Disiscrizione completata: non ti invieremo più offerte o novità. Rispondi START per iscriverti di nuovo. Puoi sempre scriverci qui.",
-    "ru": "Вы отписались: мы больше не будем присылать предложения и новости. Ответьте START, чтобы подписаться снова. Писать нам здесь можно в любое время.",
-    "cs": "Odhlášení proběhlo: už vám nebudeme posílat nabídky ani novinky. Odpovězte START pro opětovné přihlášení. Psát nám tu můžete kdykoli.",
-    "zh": "您已退订：我们将不再向您发送优惠和新闻。回复 START 即可重新订阅。您仍可随时在这里联系我们。",
-    "ka": "გამოწერა გაუქმებულია: აღარ გამოგიგზავნით შეთავაზებებს და სიახლეებს. ხელახლა გამოსაწერად უპასუხეთ START. აქ მოგვწერა ნებისმიერ დროს შეგიძლიათ.",
-    "hy": "Դուք ապաբաժանորդագրվել եք․ այլևս չենք ուղարկի առաջարկներ և նորություններ։ Կրկին բաժանորդագրվելու համար պատասխանեք START։ Մեզ այստեղ կարող եք գրել ցանկացած ժամանակ։",
-}
-RESUBSCRIBED_TEXT = {
-    "en": "Welcome back! You'll get our offers and news again. Reply STOP at any time to stop them.",
-    "de": "Willkommen zurück! Du erhältst wieder unsere Angebote und News. Antworte jederzeit STOP, um sie abzubestellen.",
-    "es": "¡Hola de nuevo! Volverás a recibir nuestras ofertas y novedades. Responde STOP en cualquier momento para dejar de recibirlas.",
-    "pt": "Bem-vindo(a) de volta! Você voltará a receber nossas ofertas e novidades. Responda STOP a qualquer momento para cancelar.",
-    "fr": "Bon retour ! Vous recevrez à nouveau nos offres et nouveautés. Répondez STOP à tout moment pour les arrêter.",
-    "it": "Bentornato/a! Riceverai di nuovo le nostre offerte e novità. Rispondi STOP in qualsiasi momento per interromperle.",
-    "ru": "С возвращением! Вы снова будете получать наши предложения и новости. Ответьте STOP в любой момент, чтобы отписаться.",
-    "cs": "Vítejte zpět! Znovu budete dostávat naše nabídky a novinky. Kdykoli odpovězte STOP pro odhlášení.",
-    "zh": "欢迎回来！您将再次收到我们的优惠和新闻。随时回复 STOP 即可退订。",
-    "ka": "კეთილი იყოს თქვენი დაბრუნება! კვლავ მიიღებთ ჩვენს შეთავაზებებს და სიახლეებს. გასაუქმებლად ნებისმიერ დროს უპასუხეთ STOP.",
-    "hy": "Բարի վերադարձ։ Կրկին կստանաք մեր առաջարկներն ու նորությունները։ Դադարեցնելու համար ցանկացած ժամանակ պատասխանեք STOP։",
-}
+OPTED_OUT = "utter_opted_out"  # confirmations, in the keyword's language when there is one
+RESUBSCRIBED = "utter_resubscribed"
 
 
 def _metadata(tracker: Tracker) -> Dict[str, Any]:
@@ -51,12 +30,14 @@ def keyword_of(tracker: Tracker) -> Optional[Dict[str, Any]]:
     return _metadata(tracker).get("consent_keyword")
 
 
-def language_for(keyword: Optional[Dict[str, Any]], stored: Optional[str]) -> str:
-    """The keyword's language, else what we learnt before, else English."""
-    for language in ((keyword or {}).get("language"), stored):
-        if language in OPTED_OUT_TEXT:
-            return language
-    return "en"
+def language_for(keyword: Optional[Dict[str, Any]], stored: Optional[str], conversation: Optional[str] = None) -> str:
+    """The keyword's language, else what we learnt before, else the conversation's, else
+    the shop's default, else English: the first that has the confirmations."""
+    for language in ((keyword or {}).get("language"), stored, conversation, i18n.default_language()):
+        code = i18n.normalize(language)
+        if code and i18n.has_response(code, OPTED_OUT) and i18n.has_response(code, RESUBSCRIBED):
+            return code
+    return i18n.ENGLISH
 
 
 async def _change(tracker: Tracker, opt_out: bool) -> str:
@@ -74,7 +55,7 @@ async def _change(tracker: Tracker, opt_out: bool) -> str:
         return contact.language if contact else None
 
     stored = await get_database().run(record)
-    return language_for(keyword, stored)
+    return language_for(keyword, stored, tracker.get_slot("language"))
 
 
 def _end_any_form(tracker: Tracker) -> List[Dict[str, Any]]:
@@ -92,7 +73,7 @@ class ActionOptOut(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[Dict[Text, Any]]:
         language = await _change(tracker, opt_out=True)
-        dispatcher.utter_message(text=OPTED_OUT_TEXT[language])
+        dispatcher.utter_message(response=OPTED_OUT, language=language)
         return _end_any_form(tracker)
 
 
@@ -104,7 +85,7 @@ class ActionResubscribe(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[Dict[Text, Any]]:
         language = await _change(tracker, opt_out=False)
-        dispatcher.utter_message(text=RESUBSCRIBED_TEXT[language])
+        dispatcher.utter_message(response=RESUBSCRIBED, language=language)
         return _end_any_form(tracker)
 
 

@@ -1,36 +1,45 @@
 """When NLU is unsure: "did you mean" buttons of the likely topics; the second time in a
-row, a person takes over."""
+row, a person takes over. The texts: utter_did_you_mean, utter_still_not_understood and
+the topics' button titles utter_topic_* (domain.yml), in the conversation's language."""
 from typing import Any, Dict, List, Optional, Text, Tuple
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.handoff import request_handoff
+from actions.product_lookup import BUTTON_TITLE_MAX, fit
+from shop import i18n
 
 FALLBACK = "nlu_fallback"
 
-# Button title and payload per intent. A payload is a Rasa intent payload, or a phrase
-# that NLU understands (retrieval sub-intents cannot be payloads).
+# The response with the button title, and the payload, per intent. A payload is a Rasa
+# intent payload, or a phrase that NLU understands (retrieval sub-intents cannot be
+# payloads); the customer sees only the title.
 TOPICS: Dict[str, Tuple[str, str]] = {
-    "browse_catalog": ("Browse the catalog", "/browse_catalog"),
-    "product_price": ("Prices", "/product_price"),
-    "product_availability": ("What's in stock", "/product_availability"),
-    "product_info": ("Product details", "/product_info"),
-    "order_status": ("My order", "/order_status"),
-    "human_handoff": ("Talk to a person", "/human_handoff"),
-    "stop": ("Stop messages", "/stop"),
-    "subscribe": ("Get offers", "/subscribe"),
-    "faq/shipping_time": ("Delivery times", "How long does delivery take?"),
-    "faq/shipping_cost": ("Shipping costs", "How much is shipping?"),
-    "faq/returns": ("Returns", "How do returns work?"),
-    "faq/payment_methods": ("Payment methods", "How can I pay?"),
-    "faq/opening_hours": ("Opening hours", "When are you open?"),
-    "faq/store_location": ("Store address", "Where is your store?"),
-    "faq/size_guide": ("Size guide", "What size should I take?"),
-    "faq/discounts": ("Discounts", "Do you have a discount code?"),
-    "faq/privacy": ("Privacy", "What do you do with my data?"),
-    "faq/contact": ("Contact", "How can I contact you?"),
+    "browse_catalog": ("utter_topic_browse_catalog", "/browse_catalog"),
+    "product_price": ("utter_topic_product_price", "/product_price"),
+    "product_availability": ("utter_topic_product_availability", "/product_availability"),
+    "product_info": ("utter_topic_product_info", "/product_info"),
+    "order_status": ("utter_topic_order_status", "/order_status"),
+    "human_handoff": ("utter_topic_human_handoff", "/human_handoff"),
+    "stop": ("utter_topic_stop", "/stop"),
+    "subscribe": ("utter_topic_subscribe", "/subscribe"),
+    "faq/shipping_time": ("utter_topic_faq_shipping_time", "How long does delivery take?"),
+    "faq/shipping_cost": ("utter_topic_faq_shipping_cost", "How much is shipping?"),
+    "faq/returns": ("utter_topic_faq_returns", "How do returns work?"),
+    "faq/payment_methods": ("utter_topic_faq_payment_methods", "How can I pay?"),
+    "faq/opening_hours": ("utter_topic_faq_opening_hours", "When are you open?"),
+    "faq/store_location": ("utter_topic_faq_store_location", "Where is your store?"),
+    "faq/size_guide": ("utter_topic_faq_size_guide", "What size should I take?"),
+    "faq/discounts": ("utter_topic_faq_discounts", "Do you have a discount code?"),
+    "faq/privacy": ("utter_topic_faq_privacy", "What do you do with my data?"),
+    "faq/contact": ("utter_topic_faq_contact", "How can I contact you?"),
 }
+
+
+def topic_buttons(topics: List[str], language: Optional[str] = None) -> List[Dict[str, str]]:
+    """The topics as buttons, titled in the language."""
+    return [{"title": fit(i18n.text(TOPICS[t][0], language), BUTTON_TITLE_MAX), "payload": TOPICS[t][1]} for t in topics]
 
 
 def consecutive_fallbacks(events: List[Dict[Text, Any]]) -> int:
@@ -67,11 +76,9 @@ class ActionDidYouMean(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[Dict[Text, Any]]:
         if consecutive_fallbacks(tracker.events) >= 2:
-            dispatcher.utter_message(text="Sorry, I still don't understand 😕")
+            dispatcher.utter_message(response="utter_still_not_understood")
             return await request_handoff(dispatcher, tracker, "fallback")
         topics = likely_topics(tracker.latest_message or {}) or ["browse_catalog", "order_status", "human_handoff"]
-        dispatcher.utter_message(
-            text="Sorry, I'm not sure I understood. Did you mean:",
-            buttons=[{"title": TOPICS[t][0], "payload": TOPICS[t][1]} for t in topics],
-        )
+        language = i18n.language_of(tracker.get_slot("language"))
+        dispatcher.utter_message(response="utter_did_you_mean", buttons=topic_buttons(topics, language))
         return []

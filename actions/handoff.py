@@ -1,5 +1,7 @@
 """Handing a chat to people: the reason decides the label (and so the team's queue); the
-bot pauses for the chat until an agent returns it (the agent desk)."""
+bot pauses for the chat until an agent returns it (the agent desk). What the customer is
+told: utter_handoff_requested, or outside the opening hours utter_handoff_away (domain.yml),
+with days and times in the conversation's language."""
 import datetime as dt
 import time
 from typing import Any, Dict, List, Optional, Text
@@ -8,9 +10,9 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ConversationPaused, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from shop import handoffs, hours
+from shop import formatting, handoffs, hours, i18n
 from shop.db import get_database
-from shop.facts import Facts, load_facts
+from shop.facts import WEEKDAYS, Facts, load_facts
 
 # Words that tell why a customer wants a person (checked in this order).
 REASON_WORDS = (
@@ -35,29 +37,37 @@ def reason_for(text: str, message_type: Optional[str], preset: Optional[str]) ->
     return "human_handoff"
 
 
-def opening_hours_text(facts: Facts) -> str:
+def _day_range(days: str, language: Optional[str]) -> str:
+    """"mon-fri" -> "Mon-Fri" ("Mo.-Fr.", "周一-周五")."""
+    return "-".join(formatting.weekday_abbreviation(WEEKDAYS.index(day.strip().lower()), language) for day in days.split("-"))
+
+
+def _time_range(span: str, language: Optional[str]) -> str:
+    """"09:00-18:00" in the language's way of writing times."""
+    return "-".join(formatting.time(dt.time.fromisoformat(t.strip()), language) for t in span.split("-"))
+
+
+def opening_hours_text(facts: Facts, language: Optional[str] = None) -> str:
     """"Mon-Fri 09:00-18:00, Sat 10:00-16:00" from the shop facts."""
     return ", ".join(
-        f"{'-'.join(day.capitalize() for day in str(days).split('-'))} {span}"
+        f"{_day_range(str(days), language)} {_time_range(str(span), language)}"
         for days, span in (facts.raw["store"]["opening_hours"] or {}).items()
         if str(span) != "closed"
     )
 
 
-def handoff_message(label: str, facts: Facts, at: dt.datetime) -> str:
+def handoff_message(label: str, facts: Facts, at: dt.datetime, language: Optional[str] = None) -> Dict[str, Any]:
     """What happens next: a colleague now, or when the team is back (shop time zone)."""
     if hours.is_open(facts, at):
-        return (
-            f"I've asked a colleague from our *{label}* team to take over this chat. "
-            f"They'll answer right here in a few minutes. Until then, I'll keep quiet."
-        )
+        return {"response": "utter_handoff_requested", "label": label}
+    message: Dict[str, Any] = {"response": "utter_handoff_away", "label": label, "opening_hours": opening_hours_text(facts, language)}
     opening = hours.next_opening(facts, at)
-    back = f"We're back {hours.describe(opening, at)} (Berlin time)" if opening else "We'll be back soon"
-    return (
-        f"Our *{label}* team is off right now (opening hours: {opening_hours_text(facts)}). "
-        f"{back}, and a colleague will answer you right here. Your chat is in the queue, "
-        f"and anything you add meanwhile will be read."
-    )
+    if opening:
+        message.update(
+            day=hours.relative_day(opening, at), weekday=formatting.weekday(opening.date(), language),
+            time=formatting.time(opening.time(), language), city=formatting.city(facts.timezone, language),
+        )
+    return message
 
 
 async def request_handoff(
@@ -71,7 +81,8 @@ async def request_handoff(
                         reason or tracker.get_slot("handoff_reason"))
     facts = load_facts()
     handoff = await get_database().run(handoffs.request, tracker.sender_id, reason, time.time())
-    dispatcher.utter_message(text=handoff_message(handoff.label, facts, hours.now(facts)))
+    language = i18n.language_of(tracker.get_slot("language"))
+    dispatcher.utter_message(**handoff_message(handoff.label, facts, hours.now(facts), language))
     return [SlotSet("handoff_reason", None), ConversationPaused()]
 
 

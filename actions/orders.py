@@ -1,4 +1,5 @@
-"""Order status for the demo orders; problems go to a person."""
+"""Order status for the demo orders; problems go to a person. The texts are the
+utter_order_* responses of domain.yml, dates and durations in the conversation's language."""
 from typing import Any, Dict, List, Optional, Text
 
 from rasa_sdk import Action, FormValidationAction, Tracker
@@ -7,27 +8,29 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.handoff import request_handoff
+from shop import formatting, i18n
 from shop.facts import Order, find_order_id, load_facts
 
 MAX_LOOKUPS = 2  # an unknown order number twice: a person looks into it
 
 
-def status_message(order: Order) -> str:
+def status_message(order: Order, language: Optional[str] = None) -> Dict[str, Any]:
+    """The response that tells the order's status, with its values."""
+    values: Dict[str, Any] = {"order_id": order.order_id}
     if order.status == "shipped":
-        eta = f" It should arrive in about {order.eta}." if order.eta else ""
-        return (f"Your order *{order.order_id}* is on its way with {order.carrier} 🚚\n"
-                f"Tracking number: {order.tracking}.{eta}")
+        values.update(carrier=order.carrier, tracking=order.tracking)
+        if order.eta:
+            return {"response": "utter_order_shipped_eta", **values, "eta": formatting.duration(order.eta, language)}
+        return {"response": "utter_order_shipped", **values}
     if order.status == "processing":
-        return (f"Your order *{order.order_id}* is being prepared in our warehouse 📦 "
-                f"You'll get the tracking number as soon as it ships.")
+        return {"response": "utter_order_processing", **values}
     if order.status == "delivered":
-        return (f"Your order *{order.order_id}* was delivered on {order.delivered_on} ✅ "
-                f"If anything is wrong with it, say \"talk to a person\".")
+        return {"response": "utter_order_delivered", **values, "date": formatting.date(order.delivered_on, language)}
     if order.status == "awaiting payment":
-        method = f" ({order.payment_method})" if order.payment_method else ""
-        return (f"Your order *{order.order_id}* is waiting for your payment{method}, "
-                f"so it hasn't shipped yet.")
-    return f"Your order *{order.order_id}* has the status: {order.status}."
+        if order.payment_method:
+            return {"response": "utter_order_awaiting_payment_method", **values, "payment_method": order.payment_method}
+        return {"response": "utter_order_awaiting_payment", **values}
+    return {"response": "utter_order_other_status", **values, "status": order.status}
 
 
 class ValidateOrderStatusForm(FormValidationAction):
@@ -44,9 +47,9 @@ class ValidateOrderStatusForm(FormValidationAction):
         if failures >= MAX_LOOKUPS:  # the form ends; action_order_status hands off
             return {"order_id": order_id or str(slot_value), "order_lookup_failures": failures}
         if order_id:
-            dispatcher.utter_message(text=f"Hmm, I can't find an order *{order_id}*. Could you check the number? It's in your confirmation email.")
+            dispatcher.utter_message(response="utter_order_not_found", order_id=order_id)
         else:
-            dispatcher.utter_message(text="That doesn't look like an order number. It looks like LT-10421.")
+            dispatcher.utter_message(response="utter_order_id_invalid")
         return {"order_id": None, "order_lookup_failures": failures}
 
 
@@ -60,9 +63,9 @@ class ActionOrderStatus(Action):
         order: Optional[Order] = load_facts().order(tracker.get_slot("order_id") or "")
         reset = [SlotSet("order_id", None), SlotSet("order_lookup_failures", 0)]
         if order is None:
-            dispatcher.utter_message(text="I still can't find that order, sorry.")
+            dispatcher.utter_message(response="utter_order_still_not_found")
             return reset + await request_handoff(dispatcher, tracker, "order_not_found")
-        dispatcher.utter_message(text=status_message(order))
+        dispatcher.utter_message(**status_message(order, i18n.language_of(tracker.get_slot("language"))))
         if order.status == "awaiting payment":
             return reset + await request_handoff(dispatcher, tracker, "unpaid_order")
         return reset

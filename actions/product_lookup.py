@@ -2,13 +2,17 @@
 about, sizes and colours in the catalog's spelling, and lists of categories and products
 that fit WhatsApp's list messages.
 
-Messages are built as the keyword arguments of `dispatcher.utter_message`, so tests can
-check them without a dispatcher and the actions just send them."""
+Messages are built as the keyword arguments of `dispatcher.utter_message` (a response
+of domain.yml and the values that fill it, list rows and buttons), so tests can check them
+without a dispatcher and the actions just send them. Texts of rows and buttons come from
+responses too (shop.i18n), in the conversation's `language`."""
 import json
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar
 
+from shop import formatting, i18n
 from shop.catalog import Catalog, Product
 
 # WhatsApp Cloud API limits (/work/shared/whatsapp-cloud-api.md). The channel would trim
@@ -27,7 +31,6 @@ SECTION_TITLE_MAX = 24
 PRODUCT_LIST_MAX = 30
 
 GIFT_CARDS = "gift cards"
-MORE = "More…"
 
 Message = Dict[str, Any]  # keyword arguments of CollectingDispatcher.utter_message
 T = TypeVar("T")
@@ -48,21 +51,28 @@ def fit(text: str, limit: int) -> str:
 
 
 _PACK_SUFFIX = re.compile(r"\s*\((\d+)[- ]?pack\)\s*$", re.IGNORECASE)
+_SUFFIX = re.compile(r"\s*[(（][^()（）]*[)）]\s*$")  # "(6-pack)", "(6er-Pack)", "（6双装）"
 
 
-def pack_size(product: Product) -> str:
-    """"6-pack" for "Everyday Crew Socks (6-pack)", else ""."""
+def pack_count(product: Product) -> Optional[int]:
+    """6 for "Everyday Crew Socks (6-pack)" (the catalog's English name), else None."""
     match = _PACK_SUFFIX.search(product.name)
-    return f"{match.group(1)}-pack" if match else ""
+    return int(match.group(1)) if match else None
 
 
-def short_name(product: Product, limit: int) -> str:
+def display_name(product: Product, language: Optional[str] = None) -> str:
+    """The product's name in the language (locales/<lang>/catalog.yml), else the catalog's."""
+    return i18n.product_name(product.retailer_id, product.name, language)
+
+
+def short_name(product: Product, limit: int, language: Optional[str] = None) -> str:
     """The product name within `limit` characters and still recognisable: without the
     pack suffix, then without leading words ("Everyday Crew Socks White" -> "Crew Socks
     White"); only then cut."""
-    if len(product.name) <= limit:
-        return product.name
-    words = _PACK_SUFFIX.sub("", product.name).split()
+    name = display_name(product, language)
+    if len(name) <= limit:
+        return name
+    words = _SUFFIX.sub("", name).split()
     while len(" ".join(words)) > limit and len(words) > 2:
         words = words[1:]
     return fit(" ".join(words), limit)
@@ -79,22 +89,36 @@ def unique_titles(titles: Sequence[str], limit: int) -> List[str]:
 
 
 def category_title(category: str) -> str:
-    return category[:1].upper() + category[1:]
+    """"Socks", "Носки"; scripts without capitals stay as they are (Python would turn a
+    Georgian letter into its rarely used Mtavruli capital)."""
+    first = category[:1]
+    if first and "GEORGIAN" in unicodedata.name(first, ""):
+        return category
+    return first.upper() + category[1:]
 
 
 def is_plural(product: Product) -> bool:
-    """"The *Trunks (3-pack)* cost" but "the *Bralette* costs"."""
-    return bool(pack_size(product)) or _PACK_SUFFIX.sub("", product.name).lower().endswith("s")
+    """"The *Trunks (3-pack)* cost" but "the *Bralette* costs" (the `plural` value that
+    picks a response's plural variation; from the catalog's English name)."""
+    return bool(pack_count(product)) or _PACK_SUFFIX.sub("", product.name).lower().endswith("s")
 
 
-def verb(product: Product, singular: str, plural: str) -> str:
-    return plural if is_plural(product) else singular
+def join_words(items: Sequence[str], language: Optional[str] = None) -> str:
+    """"S, M and L" ("S, M und L", "S、M和L")."""
+    return formatting.join(list(items), language)
 
 
-def join_words(items: Sequence[str]) -> str:
-    """"S, M and L"."""
-    items = list(items)
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+def category_name(category: str, language: Optional[str] = None) -> str:
+    """"socks", or the category's name in the language."""
+    return i18n.category_name(category, language)
+
+
+def color_names(colors: Sequence[str], language: Optional[str] = None) -> List[str]:
+    return [i18n.color_name(c, language) for c in colors]
+
+
+def price_text(product: Product, language: Optional[str] = None) -> str:
+    return formatting.price(product.price, product.currency, language)
 
 
 def is_gift_card(product: Product) -> bool:
@@ -104,14 +128,6 @@ def is_gift_card(product: Product) -> bool:
 def sizes_text(product: Product) -> str:
     """"S, M, L"; nothing for gift cards, whose "one size" means nothing to a customer."""
     return "" if is_gift_card(product) else ", ".join(product.sizes)
-
-
-def stock_text(product: Product) -> str:
-    if not product.in_stock:
-        return "Out of stock at the moment"
-    if product.stock < 10:
-        return f"Only {product.stock} left"
-    return "In stock"
 
 
 # ----------------------------------------------------------------- sizes and colours
@@ -287,76 +303,91 @@ def list_pages(items: Sequence[T], rows: int = LIST_ROWS_MAX) -> List[List[T]]:
     return pages
 
 
-def paged_rows(rows: Sequence[Dict[str, str]], page: int, more_payload: Any) -> Tuple[List[Dict[str, str]], int, int]:
+def paged_rows(
+    rows: Sequence[Dict[str, str]], page: int, more_payload: Any, language: Optional[str] = None
+) -> Tuple[List[Dict[str, str]], int, int]:
     """The rows of page `page` (clamped to the pages there are) with a "More…" row whose
     payload is `more_payload(next page)`; also returns the page number and count."""
     pages = list_pages(rows)
     number = min(max(page, 1), len(pages))
     shown = list(pages[number - 1])
     if number < len(pages):
-        shown.append({"title": MORE, "description": f"Page {number + 1} of {len(pages)}", "payload": more_payload(number + 1)})
+        shown.append({
+            "title": fit(i18n.text("utter_row_more", language), ROW_TITLE_MAX),
+            "description": fit(i18n.text("utter_row_page", language, page=number + 1, pages=len(pages)), ROW_DESCRIPTION_MAX),
+            "payload": more_payload(number + 1),
+        })
     return shown, number, len(pages)
 
 
-def category_rows(catalog: Catalog, intent: str = "browse_catalog") -> List[Dict[str, str]]:
+def category_rows(catalog: Catalog, intent: str = "browse_catalog", language: Optional[str] = None) -> List[Dict[str, str]]:
     """One row per category: "Socks", "7 products from 14.95 €"."""
     rows = []
     for category in catalog.categories:
         products = catalog.in_category(category)
-        cheapest = min(products, key=lambda p: p.price).price_text
-        description = f"{len(products)} products from {cheapest}" if len(products) > 1 else f"1 product, {cheapest}"
+        cheapest = min(products, key=lambda p: p.price)
+        description = i18n.text(
+            "utter_row_category", language, count=len(products), price=price_text(cheapest, language),
+            count_form=formatting.plural_form(len(products), language),
+        )
         rows.append({
-            "title": fit(category_title(category), ROW_TITLE_MAX),
+            "title": fit(category_title(category_name(category, language)), ROW_TITLE_MAX),
             "description": fit(description, ROW_DESCRIPTION_MAX),
             "payload": payload(intent, category=category),
         })
     return rows
 
 
-def product_row(product: Product, intent: str = "product_info") -> Dict[str, str]:
+def product_row(product: Product, intent: str = "product_info", language: Optional[str] = None) -> Dict[str, str]:
     """"Merino Hiking Socks", "29.95 € · 2-pack · 39-42, 43-46"."""
-    title = short_name(product, ROW_TITLE_MAX)
-    parts = [product.price_text]
-    if pack_size(product) and pack_size(product) not in title:
-        parts.append(pack_size(product))  # the title lost it
+    title = short_name(product, ROW_TITLE_MAX, language)
+    parts = [price_text(product, language)]
+    count = pack_count(product)
+    if count and _SUFFIX.search(display_name(product, language)) and not _SUFFIX.search(title):
+        parts.append(i18n.text("utter_row_pack", language, count=count))  # the title lost it
     if not product.in_stock:
-        parts.append("out of stock")
-    description = " · ".join(parts)
+        parts.append(i18n.text("utter_row_out_of_stock", language))
+    description = " · ".join(p for p in parts if p)
     sizes = sizes_text(product)
     if sizes and len(f"{description} · {sizes}") <= ROW_DESCRIPTION_MAX:
         description = f"{description} · {sizes}"
-    return {"title": title, "description": description, "payload": payload(intent, product=product.retailer_id)}
+    return {"title": title, "description": fit(description, ROW_DESCRIPTION_MAX), "payload": payload(intent, product=product.retailer_id)}
 
 
-def categories_message(catalog: Catalog, text: str, intent: str = "browse_catalog", page: int = 1) -> Message:
-    rows, _, _ = paged_rows(category_rows(catalog, intent), page, lambda n: payload(intent, page=n))
-    return {"text": fit(text, BODY_MAX), "buttons": rows, "button_label": "Categories"}
+def categories_message(
+    catalog: Catalog, response: str, intent: str = "browse_catalog", page: int = 1, language: Optional[str] = None, **values: Any
+) -> Message:
+    """`response` (its text asks to pick a category) with the categories as list rows."""
+    rows, _, _ = paged_rows(category_rows(catalog, intent, language), page, lambda n: payload(intent, page=n), language)
+    return {"response": response, "buttons": rows, **values}
 
 
 def products_message(
-    catalog: Catalog, category: str, text: str, intent: str, page: int = 1, more_intent: Optional[str] = None
+    catalog: Catalog, category: str, response: str, intent: str, page: int = 1, more_intent: Optional[str] = None,
+    language: Optional[str] = None,
 ) -> Message:
-    """A category's products as a list whose rows send `intent` with the product; "More…"
-    asks for the next page with `more_intent` (`/browse_catalog{"category": "socks",
-    "page": 2}`), by default the same intent. "{page}" in `text` becomes the page number."""
-    rows = [product_row(p, intent) for p in catalog.in_category(category)]
+    """`response` with a category's products as list rows that send `intent` with the
+    product; "More…" asks for the next page with `more_intent` (`/browse_catalog{"category":
+    "socks", "page": 2}`), by default the same intent. The response gets the category's
+    name, and `paged`, `page` and `pages` for its paged variation."""
+    rows = [product_row(p, intent, language) for p in catalog.in_category(category)]
     more = more_intent or intent
-    shown, number, count = paged_rows(rows, page, lambda n: payload(more, category=category, page=n))
-    if count > 1:
-        text = text.replace("{page}", f" (page {number} of {count})")
-    return {"text": fit(text.replace("{page}", ""), BODY_MAX), "buttons": shown, "button_label": "Products"}
+    shown, number, count = paged_rows(rows, page, lambda n: payload(more, category=category, page=n), language)
+    return {
+        "response": response, "buttons": shown, "category": category_name(category, language),
+        "paged": count > 1, "page": number, "pages": count,
+    }
 
 
 def which_product_message(
-    catalog: Catalog, intent: str, category: Optional[str] = None, page: int = 1, not_found: str = ""
+    catalog: Catalog, intent: str, category: Optional[str] = None, page: int = 1, not_found: str = "",
+    language: Optional[str] = None,
 ) -> Message:
     """"Which one?" when the product is unknown. The rows repeat the customer's intent, so
     picking a category lists its products for the same question, and picking a product
     answers it."""
     if not_found:
-        text = f"Sorry, I can't find \"{fit(not_found, 40)}\" in our shop 🤔 Which product do you mean? Pick a category:"
-        return categories_message(catalog, text, intent)
+        return categories_message(catalog, "utter_which_product_not_found", intent, language=language, product=fit(not_found, 40))
     if category in catalog.categories:
-        text = f"Which one do you mean? Here are our *{category}*{{page}}:"
-        return products_message(catalog, category, text, intent, page)
-    return categories_message(catalog, "Which product do you mean? Pick a category:", intent, page)
+        return products_message(catalog, category, "utter_which_product_in_category", intent, page, language=language)
+    return categories_message(catalog, "utter_which_product", intent, page, language)

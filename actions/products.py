@@ -1,5 +1,9 @@
 """Questions about one product: its card (photo, price, sizes, colours, stock), its price
-and whether it is available. The product comes from actions.product_lookup."""
+and whether it is available. The product comes from actions.product_lookup.
+
+Every message is a response of domain.yml (utter_product_*, utter_availability_*, ...)
+with the values that fill it; names, prices, lists and the parts of a message (stock
+line, shipping line...) come in the conversation's language."""
 from abc import ABC, abstractmethod
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Text, Tuple
 
@@ -11,9 +15,13 @@ from actions.product_lookup import (
     BODY_MAX,
     BUTTON_TITLE_MAX,
     Message,
+    category_name,
+    color_names,
+    display_name,
     first_entity,
     fit,
     is_gift_card,
+    is_plural,
     join_words,
     match_color,
     match_size,
@@ -22,87 +30,110 @@ from actions.product_lookup import (
     normalize_size,
     page_number,
     payload,
+    price_text,
     resolve_product,
     short_name,
     sizes_text,
-    stock_text,
     unique_titles,
-    verb,
     which_product_message,
 )
-from shop.catalog import Catalog, Product, format_price, load_catalog, product_image_url
+from shop import formatting, i18n
+from shop.catalog import Catalog, Product, load_catalog, product_image_url
 from shop.facts import Facts, load_facts
 
-STOCK_ICONS = {"In stock": "✅", "Out of stock at the moment": "❌"}
+LOW_STOCK = 10  # fewer left: the customer is told how many
 
 
-def reply_button(title: str, button_payload: str) -> Dict[str, Any]:
-    return {"type": "reply", "reply": {"id": button_payload, "title": fit(title, BUTTON_TITLE_MAX)}}
+def description(product: Product, language: Optional[str] = None) -> str:
+    """The product's description in the language (catalog.yml `description`), else the catalog's."""
+    return i18n.catalog_names(language).descriptions.get(product.retailer_id) or product.description
 
 
 # ----------------------------------------------------------------------- the card
 
 
-def card_body(product: Product) -> str:
-    stock = stock_text(product)
-    lines = [f"*{product.name}*", product.price_text, ""]
+def sizes_line(product: Product, language: Optional[str] = None) -> str:
+    """"Sizes: 39-42, 43-46" ("Size: M"); nothing for gift cards."""
     sizes = sizes_text(product)
-    if sizes:
-        lines.append(f"{'Sizes' if len(product.sizes) > 1 else 'Size'}: {sizes}")
-    if product.colors:
-        lines.append(f"{'Colours' if len(product.colors) > 1 else 'Colour'}: {', '.join(product.colors)}")
-    lines.append(f"{STOCK_ICONS.get(stock, '⚠️')} {stock}")
-    head = "\n".join(lines)
-    if not product.description:
-        return head
-    return f"{head}\n\n{fit(product.description, BODY_MAX - len(head) - 2)}"
+    if not sizes:
+        return ""
+    return i18n.text("utter_sizes_line", language, sizes=sizes, count_form=formatting.plural_form(len(product.sizes), language))
 
 
-def product_card(product: Product) -> Message:
-    """One reply-buttons message with the photo as header: WhatsApp shows it as a card."""
-    interactive = {
-        "type": "button",
-        "header": {"type": "image", "image": {"link": product_image_url(product)}},
-        "body": {"text": card_body(product)},
-        "action": {
-            "buttons": [
-                reply_button("Price", payload("product_price", product=product.retailer_id)),
-                reply_button("Availability", payload("product_availability", product=product.retailer_id)),
-                reply_button("Talk to us", payload("human_handoff")),
-            ]
-        },
+def colors_line(product: Product, language: Optional[str] = None) -> str:
+    """"Colours: grey, green" ("Colour: black")."""
+    if not product.colors:
+        return ""
+    colors = ", ".join(color_names(product.colors, language))
+    return i18n.text("utter_colors_line", language, colors=colors, count_form=formatting.plural_form(len(product.colors), language))
+
+
+def stock_line(product: Product, language: Optional[str] = None) -> str:
+    """"✅ In stock", "⚠️ Only 8 left", "❌ Out of stock at the moment"."""
+    if not product.in_stock:
+        return i18n.text("utter_stock_out", language)
+    if product.stock < LOW_STOCK:
+        return i18n.text("utter_stock_low", language, count=product.stock, count_form=formatting.plural_form(product.stock, language))
+    return i18n.text("utter_stock_in", language)
+
+
+def _card_body(values: Mapping[str, Any], language: Optional[str]) -> str:
+    rendered = i18n.render("utter_product_card", language, values) or {}
+    try:
+        return str(rendered["custom"]["interactive"]["body"]["text"])
+    except (KeyError, TypeError):
+        return ""
+
+
+def product_card(product: Product, language: Optional[str] = None) -> Message:
+    """utter_product_card: one reply-buttons message with the photo as header, which
+    WhatsApp shows as a card. The description is cut to what the body has room for."""
+    values: Dict[str, Any] = {
+        "name": display_name(product, language),
+        "price": price_text(product, language),
+        "sizes_line": sizes_line(product, language),
+        "colors_line": colors_line(product, language),
+        "stock_line": stock_line(product, language),
+        "image_url": product_image_url(product),
+        "price_payload": payload("product_price", product=product.retailer_id),
+        "availability_payload": payload("product_availability", product=product.retailer_id),
+        "plural": is_plural(product),
+        "description": "",
     }
-    return {"json_message": {"type": "interactive", "interactive": interactive}}
+    text = description(product, language)
+    if text:
+        room = BODY_MAX - len(_card_body(values, language) or values["name"]) - 2
+        values["description"] = fit(text, max(room, 1))
+    return {"response": "utter_product_card", **values}
 
 
 # ---------------------------------------------------------------------- the price
 
 
-def price_messages(product: Product, facts: Facts, size: Optional[str] = None) -> List[Message]:
-    name = f"*{product.name}*"
+def price_messages(product: Product, facts: Facts, size: Optional[str] = None, language: Optional[str] = None) -> List[Message]:
+    """utter_product_price (or _gift_card) with the notes and the shipping line it needs."""
+    values: Dict[str, Any] = {"name": display_name(product, language), "price": price_text(product, language), "plural": is_plural(product)}
     if is_gift_card(product):
-        text = f"The {name} costs {product.price_text}, and that's exactly what it's worth in our shop 🎁"
-        return [{"text": f"{text}\n{product.description}".strip()}]
-    text = f"The {name} {verb(product, 'costs', 'cost')} {product.price_text}."
-    if size and match_size(product, size):
-        text += " Same price in every size."
-    if not product.in_stock:
-        text += f" {verb(product, 'It is', 'They are')} out of stock at the moment, though."
-    shipping = shipping_line(product, facts)
-    return [{"text": f"{text}\n{shipping}" if shipping else text}]
+        return [{"response": "utter_product_price_gift_card", **values, "description": description(product, language)}]
+    values["size_note"] = i18n.text("utter_price_same_in_every_size", language) if size and match_size(product, size) else ""
+    values["stock_note"] = "" if product.in_stock else i18n.text("utter_price_out_of_stock", language, plural=values["plural"])
+    values["shipping"] = shipping_line(product, facts, language)
+    return [{"response": "utter_product_price", **values}]
 
 
-def shipping_line(product: Product, facts: Facts) -> str:
+def shipping_line(product: Product, facts: Facts, language: Optional[str] = None) -> str:
     """Free shipping within Germany from the threshold in the shop facts."""
     germany = (facts.raw.get("shipping") or {}).get("germany") or {}
     if germany.get("free_from") is None:
         return ""
     currency = str((facts.raw.get("shop") or {}).get("currency") or product.currency)
-    free_from = format_price(float(germany["free_from"]), currency)
+    free_from = formatting.price(float(germany["free_from"]), currency, language)
     if product.price >= float(germany["free_from"]):
-        return f"🚚 Shipping within Germany is free from {free_from}, so this one ships for free."
-    cost = f" (otherwise {format_price(float(germany['cost']), currency)})" if germany.get("cost") is not None else ""
-    return f"🚚 Shipping within Germany is free from {free_from}{cost}."
+        return i18n.text("utter_shipping_free", language, free_from=free_from)
+    if germany.get("cost") is None:
+        return i18n.text("utter_shipping_free_from_only", language, free_from=free_from)
+    cost = formatting.price(float(germany["cost"]), currency, language)
+    return i18n.text("utter_shipping_free_from", language, free_from=free_from, cost=cost)
 
 
 # --------------------------------------------------------------- the availability
@@ -124,71 +155,72 @@ def similar_products(
     )[:limit]
 
 
-def suggestions(products: List[Product]) -> List[Dict[str, str]]:
+def suggestions(products: List[Product], language: Optional[str] = None) -> List[Dict[str, str]]:
     """Reply buttons that open the products' cards."""
-    titles = unique_titles([short_name(p, BUTTON_TITLE_MAX) for p in products], BUTTON_TITLE_MAX)
+    titles = unique_titles([short_name(p, BUTTON_TITLE_MAX, language) for p in products], BUTTON_TITLE_MAX)
     return [{"title": t, "payload": payload("product_info", product=p.retailer_id)} for t, p in zip(titles, products)]
 
 
-def bullet_list(products: List[Product]) -> str:
-    return "\n".join(f"• *{p.name}* – {p.price_text}" for p in products)
+def bullet_list(products: List[Product], language: Optional[str] = None) -> str:
+    """"• *Merino Hiking Socks (2-pack)* – 29.95 €", one product a line."""
+    return "\n".join(
+        i18n.text("utter_product_bullet", language, name=display_name(p, language), price=price_text(p, language)) for p in products
+    )
 
 
 def availability_messages(
-    catalog: Catalog, product: Product, size: Optional[str] = None, color: Optional[str] = None
+    catalog: Catalog, product: Product, size: Optional[str] = None, color: Optional[str] = None, language: Optional[str] = None
 ) -> List[Message]:
     """Whether the product is available (in the size and colour asked for). The catalog
     counts stock per product, not per size or colour, and the answers say no more."""
-    name = f"*{product.name}*"
-    it, its = verb(product, "It", "They"), verb(product, "it's", "they're")
+    base: Dict[str, Any] = {"name": display_name(product, language), "plural": is_plural(product)}
     if not product.in_stock:
-        text = f"Sorry, the {name} {verb(product, 'is', 'are')} out of stock at the moment 😕"
         similar = similar_products(catalog, product, size, color)
-        if not similar:
-            buttons = [{"title": "Other categories", "payload": payload("browse_catalog")},
-                       {"title": "Talk to us", "payload": payload("human_handoff")}]
-            return [{"text": f"{text} Can I show you something else?", "buttons": buttons}]
-        text += f"\n\nSimilar {product.category} in stock:\n{bullet_list(similar)}\n\nTap one to have a look."
-        return [{"text": text, "buttons": suggestions(similar)}]
+        if not similar:  # the response's own buttons: other categories, a person
+            return [{"response": "utter_availability_out_of_stock", **base}]
+        return [{
+            "response": "utter_availability_out_of_stock_similar", **base,
+            "category": category_name(product.category, language), "products": bullet_list(similar, language),
+            "buttons": suggestions(similar, language),
+        }]
 
     size_ok = match_size(product, size) if size else None
     color_ok = match_color(product, color) if color else None
-    problems = []
-    if size and not size_ok:
-        offered = f"{it} {verb(product, 'comes', 'come')} in {join_words(product.sizes)}." if product.sizes else ""
-        does_not = verb(product, "doesn't", "don't")
-        problems.append(f"the {name} {does_not} come in {normalize_size(size)}. {offered}".strip())
-    if color and not color_ok:
-        offered = f", only in {join_words(product.colors)}" if product.colors else ""
-        subject = f"the {name}" if not problems else it.lower()
-        is_not = verb(product, "isn't", "aren't")
-        problems.append(f"{subject} {is_not} available in {normalize_color(color)}{offered}.")
-    if problems:
-        text = "Sorry, " + " And ".join(problems)
-        wanted = [w for w in (size and not size_ok and normalize_size(size), color and not color_ok and normalize_color(color)) if w]
+    no_size, no_color = bool(size) and not size_ok, bool(color) and not color_ok
+    if no_size or no_color:
+        size_asked = normalize_size(size) if no_size and size else ""
+        color_asked = i18n.color_name(normalize_color(color), language) if no_color and color else ""
+        wanted = join_words([w for w in (size_asked, color_asked) if w], language)
         others = [
             p for p in similar_products(catalog, product, size, color)
             if (not size or size_ok or match_size(p, size)) and (not color or color_ok or match_color(p, color))
         ]
+        if (no_size and not product.sizes) or (no_color and not product.colors):
+            response = "utter_availability_not_in"  # it has no sizes or colours to choose from
+        else:
+            response = ("utter_availability_no_size_no_color" if no_size and no_color
+                        else "utter_availability_no_size" if no_size else "utter_availability_no_color")
+        message: Message = {
+            "response": response, **base, "size": size_asked, "color": color_asked, "wanted": wanted,
+            "sizes": join_words(product.sizes, language), "colors": join_words(color_names(product.colors, language), language),
+            "alternatives": i18n.text("utter_availability_alternatives", language, wanted=wanted, products=bullet_list(others, language))
+            if others else "",
+        }
         if others:
-            text += f"\n\nIn {join_words(wanted)} we have:\n{bullet_list(others)}"
-            return [{"text": text, "buttons": suggestions(others)}]
-        return [{"text": text}]
+            message["buttons"] = suggestions(others, language)
+        return [message]
 
-    wanted = [w for w in (size_ok, color_ok) if w]
-    if wanted:
-        text = f"Yes! The {name} {verb(product, 'comes', 'come')} in {join_words(wanted)}"
-        if product.stock < 10:
-            return [{"text": f"{text}, but hurry: only {product.stock} left in stock (all sizes and colours together)."}]
-        return [{"text": f"{text}, and {its} in stock 👍"}]
-    if product.stock < 10:
-        text = f"Yes, the {name} {verb(product, 'is', 'are')} in stock, but only {product.stock} left."
-    else:
-        text = f"Yes, the {name} {verb(product, 'is', 'are')} in stock 👍"
-    details = [f"Sizes: {sizes_text(product)}" if sizes_text(product) else "",
-               f"Colours: {', '.join(product.colors)}" if product.colors else ""]
-    details = [d for d in details if d]
-    return [{"text": f"{text}\n{' · '.join(details)}" if details else text}]
+    count = {"count": product.stock, "count_form": formatting.plural_form(product.stock, language)}
+    wanted_words = [w for w in (size_ok, color_ok and i18n.color_name(color_ok, language)) if w]
+    if wanted_words:
+        wanted = join_words(wanted_words, language)
+        if product.stock < LOW_STOCK:
+            return [{"response": "utter_availability_yes_in_low", **base, **count, "wanted": wanted}]
+        return [{"response": "utter_availability_yes_in", **base, "wanted": wanted}]
+    details = " · ".join(line for line in (sizes_line(product, language), colors_line(product, language)) if line)
+    if product.stock < LOW_STOCK:
+        return [{"response": "utter_availability_low_stock", **base, **count, "details": details}]
+    return [{"response": "utter_availability_in_stock", **base, "details": details}]
 
 
 def remembered(events: Iterable[Mapping[str, Any]], slot: str, product_id: str, value: Optional[Any]) -> Optional[Any]:
@@ -235,8 +267,8 @@ class ProductAction(Action, ABC):
     intent = ""
 
     @abstractmethod
-    def answer(self, catalog: Catalog, product: Product, tracker: Tracker) -> List[Message]:
-        """The messages about `product`."""
+    def answer(self, catalog: Catalog, product: Product, tracker: Tracker, language: str) -> List[Message]:
+        """The messages about `product`, in `language`."""
 
     def events(self, product: Product) -> List[Dict[Text, Any]]:
         return [SlotSet("product", product.retailer_id)]
@@ -245,17 +277,18 @@ class ProductAction(Action, ABC):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[Dict[Text, Any]]:
         catalog = load_catalog()
+        language = i18n.language_of(tracker.get_slot("language"))
         resolved = resolve_product(catalog, tracker.latest_message, tracker.get_slot("product"))
         if resolved.product is None:
             message = which_product_message(
                 catalog, self.intent, wanted_category(catalog, tracker),
-                page_number(first_entity(tracker.latest_message, "page")), resolved.not_found,
+                page_number(first_entity(tracker.latest_message, "page")), resolved.not_found, language,
             )
             dispatcher.utter_message(**message)
             # A product that is not in the catalog must not stay in the slot.
             stale = tracker.get_slot("product") and not catalog.find(str(tracker.get_slot("product")))
             return [SlotSet("product", None)] if resolved.not_found or stale else []
-        for message in self.answer(catalog, resolved.product, tracker):
+        for message in self.answer(catalog, resolved.product, tracker, language):
             dispatcher.utter_message(**message)
         return self.events(resolved.product)
 
@@ -266,8 +299,8 @@ class ActionProductInfo(ProductAction):
     def name(self) -> Text:
         return "action_product_info"
 
-    def answer(self, catalog: Catalog, product: Product, tracker: Tracker) -> List[Message]:
-        return [product_card(product)]
+    def answer(self, catalog: Catalog, product: Product, tracker: Tracker, language: str) -> List[Message]:
+        return [product_card(product, language)]
 
     def events(self, product: Product) -> List[Dict[Text, Any]]:
         return [SlotSet("product", product.retailer_id), SlotSet("category", product.category)]
@@ -279,8 +312,8 @@ class ActionProductPrice(ProductAction):
     def name(self) -> Text:
         return "action_product_price"
 
-    def answer(self, catalog: Catalog, product: Product, tracker: Tracker) -> List[Message]:
-        return price_messages(product, load_facts(), first_entity(tracker.latest_message, "size"))
+    def answer(self, catalog: Catalog, product: Product, tracker: Tracker, language: str) -> List[Message]:
+        return price_messages(product, load_facts(), first_entity(tracker.latest_message, "size"), language)
 
 
 class ActionProductAvailability(ProductAction):
@@ -289,11 +322,11 @@ class ActionProductAvailability(ProductAction):
     def name(self) -> Text:
         return "action_product_availability"
 
-    def answer(self, catalog: Catalog, product: Product, tracker: Tracker) -> List[Message]:
+    def answer(self, catalog: Catalog, product: Product, tracker: Tracker, language: str) -> List[Message]:
         size = first_entity(tracker.latest_message, "size")
         color = first_entity(tracker.latest_message, "color")
         # "And in green?" about the same product: the size asked before still counts.
         # A message about another product starts afresh.
         size = size or remembered(tracker.events, "size", product.retailer_id, tracker.get_slot("size"))
         color = color or remembered(tracker.events, "color", product.retailer_id, tracker.get_slot("color"))
-        return availability_messages(catalog, product, size, color)
+        return availability_messages(catalog, product, size, color, language)

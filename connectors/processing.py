@@ -262,6 +262,8 @@ class EventProcessor:
         metadata["language"] = decision.language  # the conversation's (rasa_plugins: slot and answers)
         if decision.not_offered:
             metadata["language_not_offered"] = decision.not_offered
+            if not keyword:  # written in a language the shop does not speak: say which it speaks
+                text = "/change_language"
         if keyword:
             metadata["consent_keyword"] = dataclasses.asdict(keyword)
         skip: FrozenSet[int] = frozenset()

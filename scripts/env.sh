@@ -11,6 +11,9 @@ export SIMULATOR_PORT="${SIMULATOR_PORT:-5100}"
 export WHATSAPP_WEBHOOK_PORT="${WHATSAPP_WEBHOOK_PORT-5006}"
 export RASA_ENDPOINTS="${RASA_ENDPOINTS:-endpoints.yml}"
 export RASA_TELEMETRY_ENABLED="${RASA_TELEMETRY_ENABLED:-false}"
+# The languages the shop offers (en de ru cs ka hy zh; any subset) and its default.
+export SHOP_LANGUAGES="${SHOP_LANGUAGES:-en,de,ru,cs,ka,hy,zh}"
+export SHOP_DEFAULT_LANGUAGE="${SHOP_DEFAULT_LANGUAGE:-en}"
 export SQLALCHEMY_SILENCE_UBER_WARNING=1
 
 if [ -z "${WHATSAPP_ACCESS_TOKEN:-}" ]; then

@@ -8,6 +8,8 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
+from shop import formatting
+
 DEMO_DIR = Path(__file__).resolve().parent / "demo_shop"
 DEFAULT_IMAGE_BASE_URL = "https://loopandthread.example/images/"
 CATEGORIES = ("socks", "underwear", "t-shirts", "hoodies", "pants", "accessories", "gift cards")
@@ -35,9 +37,9 @@ class Product:
         return format_price(self.price, self.currency)
 
 
-def format_price(amount: float, currency: str = "EUR") -> str:
-    """"29.95 €": how the shop writes amounts (prices, shipping thresholds)."""
-    return f"{amount:.2f} {'€' if currency == 'EUR' else currency}"
+def format_price(amount: float, currency: str = "EUR", language: Optional[str] = "en") -> str:
+    """"29.95 €": how the shop writes amounts in English (other languages: shop.formatting)."""
+    return formatting.price(amount, currency, language)
 
 
 def _split(value: str) -> Tuple[str, ...]:

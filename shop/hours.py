@@ -36,8 +36,8 @@ def next_opening(facts: Facts, at: dt.datetime) -> Optional[dt.datetime]:
     return None
 
 
-def describe(opening: dt.datetime, at: dt.datetime) -> str:
-    """"today at 09:00", "tomorrow at 10:00", "on Monday at 09:00"."""
+def relative_day(opening: dt.datetime, at: dt.datetime) -> str:
+    """"today", "tomorrow" or "later": which of the away message's variations tells when
+    the shop opens (utter_handoff_away in domain.yml)."""
     days = (opening.date() - at.astimezone(opening.tzinfo).date()).days
-    when = "today" if days == 0 else "tomorrow" if days == 1 else f"on {opening.strftime('%A')}"
-    return f"{when} at {opening.strftime('%H:%M')}"
+    return "today" if days == 0 else "tomorrow" if days == 1 else "later"

@@ -1,5 +1,6 @@
-"""Helpers for the action tests: trackers, running actions, and a check that every
-message an action produces is one WhatsApp accepts as it is (limits from
+"""Helpers for the action tests: trackers, running actions, rendering what they send as
+the Rasa server does (the project's NLG over domain.yml and data/responses), and a check
+that every message an action produces is one WhatsApp accepts as it is (limits from
 /work/shared/whatsapp-cloud-api.md), so the channel never has to cut or refuse it."""
 import json
 import re
@@ -10,12 +11,15 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 from ruamel.yaml import YAML
 
+from rasa_plugins.nlg import LocaleNaturalLanguageGenerator
+from shop import i18n
 from shop.catalog import Catalog, Product
 
 ROOT = Path(__file__).resolve().parents[2]
 DOMAIN = YAML(typ="safe").load((ROOT / "domain.yml").read_text(encoding="utf-8"))
+RESPONSES = i18n.english_responses(ROOT)  # domain.yml and data/responses, as the model has them
 INTENTS = set(DOMAIN["intents"])
-ENTITIES = set(DOMAIN["entities"])
+ENTITIES = {e if isinstance(e, str) else next(iter(e)) for e in DOMAIN["entities"]}  # "- language: {influence_conversation: false}"
 SLOTS = tuple(DOMAIN["slots"])
 
 PAYLOAD = re.compile(r"^/(?P<intent>[a-z_]+)(?P<entities>\{.*\})?$")
@@ -62,13 +66,36 @@ def make_tracker(
     return Tracker("491701234567", all_slots, latest, all_events, False, None, {}, "action_listen")
 
 
+def render(message: Mapping[str, Any], slots: Optional[Mapping[str, Any]] = None, channel: str = "whatsapp") -> Dict[str, Any]:
+    """What the Rasa server makes of a message an action sent (RemoteAction._utter_responses):
+    its response rendered by the project's NLG with the message's values and the slots,
+    the action's buttons added after the response's own, the other values kept. The
+    response's name stays under `response` (Rasa: `utter_action`)."""
+    message = dict(message)
+    name = message.pop("response", None)
+    draft: Dict[str, Any] = {}
+    if name:
+        generated = LocaleNaturalLanguageGenerator(responses=RESPONSES).generate_from_slots(name, dict(slots or {}), channel, **message)
+        assert generated is not None, f"no response {name} in domain.yml or data/responses"
+        draft = {**generated, "utter_action": name}
+    buttons = message.pop("buttons", None) or []
+    if buttons:
+        draft["buttons"] = list(draft.get("buttons") or []) + list(buttons)
+    draft.update({k: v for k, v in message.items() if v})
+    if name:
+        draft["response"] = name
+    return draft
+
+
 def run(action: Action, tracker: Tracker) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
-    """Runs the action; returns the dispatched messages (checked for WhatsApp) and events."""
+    """Runs the action; returns the messages as the customer gets them (rendered, checked
+    for WhatsApp; each keeps its response name and values) and the events."""
     dispatcher = CollectingDispatcher()
     events = action.run(dispatcher, tracker, DOMAIN)
     assert dispatcher.messages, "the action must answer"
-    assert_whatsapp_valid(dispatcher.messages)
-    return dispatcher.messages, events
+    messages = [render(m, tracker.slots) for m in dispatcher.messages]
+    assert_whatsapp_valid(messages)
+    return messages, events
 
 
 def slots_set(events: Iterable[Mapping[str, Any]]) -> Dict[str, Any]:

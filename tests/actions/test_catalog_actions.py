@@ -13,6 +13,7 @@ from tests.actions.support import (
     custom_of,
     make_tracker,
     parse_payload,
+    render,
     run,
     slots_set,
     synthetic_catalog,
@@ -119,7 +120,7 @@ def test_product_list_pages_by_30() -> None:
     big = synthetic_catalog(65)
     seen: List[str] = []
     for page, size in ((1, 30), (2, 30), (3, 5)):
-        messages = product_list_messages(big, "socks", "42", page)
+        messages = [render(m) for m in product_list_messages(big, "socks", "42", page)]
         assert_whatsapp_valid(messages)
         interactive = custom_of(messages[0])["interactive"]
         items = [i["product_retailer_id"] for s in interactive["action"]["sections"] for i in s["product_items"]]
@@ -193,7 +194,7 @@ def test_paging_a_big_category_as_lists() -> None:
     big = synthetic_catalog(23)
     seen: List[str] = []
     for page in (1, 2, 3):
-        (message,) = browse_messages(big, "socks", page, "")
+        (message,) = [render(m) for m in browse_messages(big, "socks", page, "")]
         assert_whatsapp_valid([message])
         assert len(rows(message)) <= 10
         assert f"page {page} of 3" in message["text"]

@@ -7,14 +7,17 @@ from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.consent import (
-    OPTED_OUT_TEXT, RESUBSCRIBED_TEXT, ActionConfirmSubscription, ActionDeleteMyData, ActionExportMyData,
-    ActionOptOut, ActionResubscribe, language_for,
+    ActionConfirmSubscription, ActionDeleteMyData, ActionExportMyData, ActionOptOut, ActionResubscribe, language_for,
 )
-from shop import consent, contacts
+from shop import consent, contacts, i18n, keywords
 from shop.db import get_database
-from tests.actions.support import DOMAIN, make_tracker
+from tests.actions.support import DOMAIN, make_tracker, render
 
 WA = "491701234567"
+# The keyword languages (shop/consent_keywords.yml): the seven the assistant speaks and
+# four it only confirms STOP / START in (locales/<lang>/responses.yml of just those two).
+KEYWORD_LANGUAGES = ["cs", "de", "en", "es", "fr", "hy", "it", "ka", "pt", "ru", "zh"]
+assert set(KEYWORD_LANGUAGES) == set(keywords.languages())
 
 
 @pytest.fixture
@@ -24,22 +27,31 @@ def db(tmp_path, monkeypatch):
 
 
 async def run(action: Any, tracker: Tracker) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
+    """The messages as sent by the action, rendered as the Rasa server does (`text`...)."""
     dispatcher = CollectingDispatcher()
     events = action.run(dispatcher, tracker, DOMAIN)
     if inspect.isawaitable(events):
         events = await events
-    return dispatcher.messages, events
+    return [render(m, tracker.slots) for m in dispatcher.messages], events
+
+
+def confirmation(name: str, language: str) -> str:
+    """The confirmation as the language's responses.yml (English: domain.yml) has it."""
+    responses = i18n.english_responses() if language == "en" else i18n.locale_responses(language)
+    return responses[name][0]["text"]
 
 
 def keyword(word: str, language: str, action: str = "stop") -> Dict[str, Any]:
     return {"message_id": "wamid.K", "consent_keyword": {"action": action, "word": word, "language": language}}
 
 
-@pytest.mark.parametrize("language", sorted(OPTED_OUT_TEXT))
+@pytest.mark.parametrize("language", KEYWORD_LANGUAGES)
 async def test_a_keyword_opt_out_is_confirmed_in_its_language_and_says_how_to_come_back(db, language):
     tracker = make_tracker("stop", metadata=keyword("STOP", language), text="/stop")
     messages, _ = await run(ActionOptOut(), tracker)
-    assert messages[0]["text"] == OPTED_OUT_TEXT[language] and "START" in messages[0]["text"]
+    # The action names the response and the keyword's language; the NLG picks the locale.
+    assert (messages[0]["response"], messages[0]["language"]) == ("utter_opted_out", language)
+    assert messages[0]["text"] == confirmation("utter_opted_out", language) and "START" in messages[0]["text"]
     assert db.transaction(consent.status, WA) == consent.OPTED_OUT
     [event] = db.transaction(consent.history, WA)
     assert (event.source, event.message_id, event.detail) == ("keyword", "wamid.K", f"STOP ({language})")
@@ -49,7 +61,7 @@ async def test_a_keyword_opt_out_is_confirmed_in_its_language_and_says_how_to_co
 async def test_a_natural_language_opt_out_goes_through_the_same_action(db):
     tracker = make_tracker("stop", text="please stop sending me offers", metadata={"message_id": "wamid.N"})
     messages, _ = await run(ActionOptOut(), tracker)
-    assert messages[0]["text"] == OPTED_OUT_TEXT["en"]
+    assert messages[0]["text"].startswith("You're unsubscribed") and "Reply START to subscribe again" in messages[0]["text"]
     [event] = db.transaction(consent.history, WA)
     assert (event.source, event.detail) == ("intent", "please stop sending me offers")
 
@@ -57,7 +69,7 @@ async def test_a_natural_language_opt_out_goes_through_the_same_action(db):
 async def test_the_language_learnt_from_a_keyword_is_used_later(db):
     await run(ActionOptOut(), make_tracker("stop", metadata=keyword("STOPP", "de"), text="/stop"))
     messages, _ = await run(ActionResubscribe(), make_tracker("resubscribe", text="send me offers again"))
-    assert messages[0]["text"] == RESUBSCRIBED_TEXT["de"] and "STOP" in messages[0]["text"]
+    assert messages[0]["language"] == "de" and messages[0]["text"].startswith("Willkommen zurück!") and "STOP" in messages[0]["text"]
     assert db.transaction(consent.status, WA) == consent.OPTED_IN
     assert [e.source for e in db.transaction(consent.history, WA)] == ["keyword", "intent"]
 
@@ -66,6 +78,12 @@ def test_language_choice():
     assert language_for({"language": "ka"}, "de") == "ka"
     assert language_for(None, "fr") == "fr"
     assert language_for({"language": "xx"}, None) == "en"
+    assert language_for(None, None, "de") == "de"  # the conversation's language
+
+
+def test_every_keyword_language_has_both_confirmations():
+    for language in KEYWORD_LANGUAGES:
+        assert "START" in confirmation("utter_opted_out", language) and "STOP" in confirmation("utter_resubscribed", language)
 
 
 async def test_stop_ends_a_question_the_bot_was_asking(db):

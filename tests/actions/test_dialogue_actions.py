@@ -14,7 +14,7 @@ from actions.out_of_scope import response_for
 from shop import contacts, handoffs
 from shop.db import get_database
 from shop.facts import find_order_id, load_facts
-from tests.actions.support import DOMAIN, make_tracker, parse_data, user_event
+from tests.actions.support import DOMAIN, make_tracker, parse_data, render, user_event
 
 WA = "491701234567"
 
@@ -26,11 +26,12 @@ def db(tmp_path, monkeypatch):
 
 
 async def run(action: Any, tracker: Tracker) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
+    """The messages as sent by the action, rendered as the Rasa server does (`text`...)."""
     dispatcher = CollectingDispatcher()
     events = action.run(dispatcher, tracker, DOMAIN)
     if inspect.isawaitable(events):
         events = await events
-    return dispatcher.messages, events
+    return [render(m, tracker.slots) for m in dispatcher.messages], events
 
 
 def slots(events):
@@ -47,13 +48,27 @@ def test_order_ids_are_found_in_what_customers_write(text, expected):
     assert find_order_id(text) == expected
 
 
+def status_text(order_id: str, language: str = "en") -> str:
+    return render(status_message(load_facts().orders[order_id], language))["text"]
+
+
 def test_each_demo_order_state_has_its_message():
+    shipped = status_message(load_facts().orders["LT-10421"])
+    assert shipped == {"response": "utter_order_shipped_eta", "order_id": "LT-10421", "carrier": "DHL",
+                       "tracking": "JJD000390007781234", "eta": "2 days"}
+    assert status_text("LT-10421") == ("Your order *LT-10421* is on its way with DHL 🚚\n"
+                                       "Tracking number: JJD000390007781234. It should arrive in about 2 days.")
+    assert "being prepared" in status_text("LT-10422")
+    assert "delivered on 18 November 2026" in status_text("LT-10398")
+    assert "waiting for your payment" in status_text("LT-10377") and "bank transfer" in status_text("LT-10377")
+
+
+def test_order_dates_and_durations_follow_the_language():
     orders = load_facts().orders
-    shipped = status_message(orders["LT-10421"])
-    assert "DHL" in shipped and "JJD000390007781234" in shipped and "2 days" in shipped
-    assert "being prepared" in status_message(orders["LT-10422"])
-    assert "2026-11-18" in status_message(orders["LT-10398"])
-    assert "waiting for your payment" in status_message(orders["LT-10377"]) and "bank transfer" in status_message(orders["LT-10377"])
+    assert status_message(orders["LT-10398"], "de")["date"] == "18. November 2026"
+    assert status_message(orders["LT-10398"], "cs")["date"] == "18. listopadu 2026"
+    assert status_message(orders["LT-10421"], "de")["eta"] == "2 Tage"
+    assert status_message(orders["LT-10421"], "ru")["eta"] == "2 дня"
 
 
 def validate(value: Any, failures: int = 0) -> Tuple[List[Dict[str, Any]], Dict[str, Any]]:
@@ -69,9 +84,11 @@ def test_a_known_order_id_is_accepted_in_any_spelling():
 
 def test_an_unknown_order_id_is_asked_again_then_handed_to_a_person():
     messages, result = validate("LT-99999")
-    assert result == {"order_id": None, "order_lookup_failures": 1} and "LT-99999" in messages[0]["text"]
+    assert result == {"order_id": None, "order_lookup_failures": 1}
+    assert messages[0]["response"] == "utter_order_not_found" and messages[0]["order_id"] == "LT-99999"
+    assert render(messages[0])["text"].startswith("Hmm, I can't find an order *LT-99999*.")
     messages, result = validate("not a number")
-    assert result["order_id"] is None and "doesn't look like an order number" in messages[0]["text"]
+    assert result["order_id"] is None and "doesn't look like an order number" in render(messages[0])["text"]
     messages, result = validate("LT-99998", failures=1)
     assert result == {"order_id": "LT-99998", "order_lookup_failures": 2} and messages == []  # the form ends
 
@@ -138,6 +155,7 @@ async def test_a_first_fallback_offers_the_likely_topics(db):
     buttons = messages[0]["buttons"]
     assert [b["title"] for b in buttons] == ["Shipping costs", "Prices", "My order"]
     assert buttons[0]["payload"] == "How much is shipping?" and buttons[1]["payload"] == "/product_price"
+    assert messages[0]["response"] == "utter_did_you_mean" and messages[0]["text"] == "Sorry, I'm not sure I understood. Did you mean:"
 
 
 async def test_a_second_fallback_in_a_row_hands_the_chat_to_a_person(db):
@@ -193,12 +211,25 @@ def test_the_customer_learns_when_a_person_will_answer(at, open_now, back):
 
     moment = datetime.fromisoformat(at + BERLIN)
     assert hours.is_open(load_facts(), moment) is open_now
-    text = handoff_message("sales", load_facts(), moment)
+    message = handoff_message("sales", load_facts(), moment)
+    assert message["response"] == ("utter_handoff_requested" if open_now else "utter_handoff_away")
+    text = render(message)["text"]
     assert "*sales*" in text
     if open_now:
         assert "in a few minutes" in text
     else:
         assert f"back {back} (Berlin time)" in text and "in the queue" in text
+        assert "(opening hours: Mon-Fri 09:00-18:00, Sat 10:00-16:00)" in text
+
+
+def test_the_away_message_in_another_language_has_its_weekdays_and_city():
+    from datetime import datetime
+
+    message = handoff_message("sales", load_facts(), datetime.fromisoformat("2026-11-28T16:30:00" + BERLIN), "de")
+    assert {k: message[k] for k in ("day", "weekday", "time", "city", "opening_hours")} == {
+        "day": "later", "weekday": "Montag", "time": "09:00", "city": "Berlin",
+        "opening_hours": "Mo.-Fr. 09:00-18:00, Sa. 10:00-16:00",
+    }
 
 
 async def test_a_handoff_out_of_hours_pauses_the_bot_and_sends_the_away_message(db, monkeypatch):

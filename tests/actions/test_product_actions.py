@@ -30,6 +30,7 @@ from tests.actions.support import (
     make_tracker,
     parse_data,
     parse_payload,
+    render,
     run,
     slot_event,
     slots_set,
@@ -99,13 +100,13 @@ def test_product_card_low_stock_and_out_of_stock() -> None:
 
 def test_image_base_url_from_the_environment(monkeypatch: pytest.MonkeyPatch, catalog: Catalog) -> None:
     monkeypatch.setenv("SHOP_IMAGE_BASE_URL", "http://127.0.0.1:8081/sim/images")
-    interactive = custom_of(product_card(catalog.get("HOOD-ZIP-GRY")))["interactive"]
+    interactive = custom_of(render(product_card(catalog.get("HOOD-ZIP-GRY"))))["interactive"]
     assert interactive["header"]["image"]["link"] == "http://127.0.0.1:8081/sim/images/HOOD-ZIP-GRY.jpg"
 
 
 def test_every_card_fits_whatsapp(catalog: Catalog) -> None:
     for product in catalog.products:
-        message = product_card(product)
+        message = render(product_card(product))
         assert_whatsapp_valid([message])
         body = text_of(message)
         assert product.name in body and product.price_text in body
@@ -114,7 +115,7 @@ def test_every_card_fits_whatsapp(catalog: Catalog) -> None:
 def test_a_long_description_is_cut_to_the_body_limit() -> None:
     product = synthetic_catalog(1).products[0]
     long = Product(**{**product.__dict__, "description": "Very soft. " * 300})
-    body = text_of(product_card(long))
+    body = text_of(render(product_card(long)))
     assert len(body) <= 1024 and body.endswith("…") and "*Test Sock Number 1 (2-pack)*" in body
 
 
@@ -132,24 +133,24 @@ def test_price_with_free_shipping_threshold(facts: Facts) -> None:
 
 
 def test_price_above_the_threshold_and_singular(catalog: Catalog, facts: Facts) -> None:
-    (message,) = price_messages(catalog.get("HOOD-ZIP-GRY"), facts)
+    (message,) = map(render, price_messages(catalog.get("HOOD-ZIP-GRY"), facts))
     assert "The *Zip Hoodie* costs 69.95 €." in message["text"] and "free" in message["text"]
-    (message,) = price_messages(catalog.get("SOCK-CREW-WHT"), facts)
+    (message,) = map(render, price_messages(catalog.get("SOCK-CREW-WHT"), facts))
     assert "out of stock" in message["text"]
 
 
 def test_the_shipping_line_follows_the_facts(catalog: Catalog, facts: Facts) -> None:
     raw = copy.deepcopy(facts.raw)
     raw["shipping"]["germany"].update(free_from=25.0, cost=3.5)
-    (message,) = price_messages(catalog.get("SOCK-MERI-GRY"), Facts(raw))
+    (message,) = map(render, price_messages(catalog.get("SOCK-MERI-GRY"), Facts(raw)))
     assert "25.00 €" in message["text"] and "ships for free" in message["text"] and "50.00" not in message["text"]
     del raw["shipping"]["germany"]
-    (message,) = price_messages(catalog.get("SOCK-MERI-GRY"), Facts(raw))
+    (message,) = map(render, price_messages(catalog.get("SOCK-MERI-GRY"), Facts(raw)))
     assert message["text"] == "The *Merino Hiking Socks (2-pack)* cost 29.95 €."
 
 
 def test_gift_card_price_is_its_value(catalog: Catalog, facts: Facts) -> None:
-    (message,) = price_messages(catalog.get("ACC-GIFT-050"), facts)
+    (message,) = map(render, price_messages(catalog.get("ACC-GIFT-050"), facts))
     assert "*Gift Card 50 EUR* costs 50.00 €" in message["text"] and "worth" in message["text"]
     assert "Shipping" not in message["text"]
 
@@ -226,7 +227,7 @@ def test_out_of_stock_suggests_similar_products_in_stock(catalog: Catalog) -> No
 
 def test_out_of_stock_with_nothing_similar() -> None:
     empty = Catalog(tuple(p for p in synthetic_catalog(3).products if not p.in_stock))
-    (message,) = availability_messages(empty, empty.products[0])
+    (message,) = map(render, availability_messages(empty, empty.products[0]))
     assert_whatsapp_valid([message])
     assert "out of stock" in message["text"]
     assert [parse_payload(b["payload"])[0] for b in buttons_of(message)] == ["browse_catalog", "human_handoff"]
@@ -364,7 +365,7 @@ def test_which_one_round_trip() -> None:
 
 def test_which_one_pages_with_the_same_intent() -> None:
     big = synthetic_catalog(23)
-    message = which_product_message(big, "product_availability", "socks", page=2)
+    message = render(which_product_message(big, "product_availability", "socks", page=2))
     assert_whatsapp_valid([message])
     assert len(buttons_of(message)) == 10 and "page 2 of 3" in message["text"]
     assert parse_payload(buttons_of(message)[-1]["payload"]) == ("product_availability", {"category": "socks", "page": 3})

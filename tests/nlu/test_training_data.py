@@ -28,13 +28,13 @@ INTENTS = [
     "greet", "goodbye", "thank", "affirm", "deny", "bot_challenge", "browse_catalog",
     "product_price", "product_availability", "product_info", "order_status",
     "human_handoff", "stop", "resubscribe", "subscribe", "delete_my_data",
-    "export_my_data", "out_of_scope",
+    "export_my_data", "out_of_scope", "change_language",
 ]
 FAQ_SUB_INTENTS = [
     "shipping_time", "shipping_cost", "returns", "payment_methods", "opening_hours",
     "store_location", "size_guide", "discounts", "privacy", "contact",
 ]
-ENTITIES = ["product", "category", "size", "color", "order_id"]
+ENTITIES = ["product", "category", "size", "color", "order_id", "language"]
 CATEGORIES = {"socks", "underwear", "t-shirts", "hoodies", "pants", "accessories", "gift cards"}
 MIN_INTENT_EXAMPLES = 25
 MIN_FAQ_EXAMPLES = 12

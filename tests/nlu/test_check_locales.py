@@ -1,0 +1,144 @@
+"""scripts/check_locales.py: every offered language has every response, with English's
+placeholders, within WhatsApp's limits; and it passes on the project itself."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import check_locales  # noqa: E402
+
+DOMAIN = """
+version: "3.1"
+responses:
+  utter_greet:
+    - text: "Hi {name}!"
+      buttons:
+        - title: "Browse the catalog"
+          payload: "/browse_catalog"
+  utter_price:
+    - text: "The *{product}* costs {price}."
+    - condition:
+        - type: slot
+          name: plural
+          value: true
+      text: "The *{product}* cost {price}."
+  utter_topic:
+    - text: "Prices"
+      metadata: {max_length: 20}
+"""
+FAQ = """
+version: "3.1"
+responses:
+  utter_faq/returns:
+    - text: "Returns within 30 days."
+"""
+GOOD = """
+version: "3.1"
+responses:
+  utter_greet:
+    - text: "Hallo {name}!"
+      buttons:
+        - title: "Katalog ansehen"
+          payload: "/browse_catalog"
+  utter_price:
+    - text: "*{product}*: {price}."
+  utter_topic:
+    - text: "Preise"
+  utter_faq/returns:
+    - text: "Rückgabe innerhalb von 30 Tagen."
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "data" / "responses").mkdir(parents=True)
+    (tmp_path / "domain.yml").write_text(DOMAIN, encoding="utf-8")
+    (tmp_path / "data" / "responses" / "faq.yml").write_text(FAQ, encoding="utf-8")
+    (tmp_path / "locales" / "de").mkdir(parents=True)
+    (tmp_path / "locales" / "de" / "responses.yml").write_text(GOOD, encoding="utf-8")
+    return tmp_path
+
+
+def check(project: Path, languages: str = "en,de") -> list:
+    return check_locales.problems(project, project / "locales", check_locales.offered_languages(languages))
+
+
+def write(project: Path, text: str, language: str = "de") -> None:
+    (project / "locales" / language).mkdir(parents=True, exist_ok=True)
+    (project / "locales" / language / "responses.yml").write_text(text, encoding="utf-8")
+
+
+def test_a_complete_translation_passes(project):
+    assert check(project) == []
+    assert check_locales.main(["--root", str(project), "--locales", str(project / "locales"), "--languages", "en,de"]) == 0
+
+
+def test_a_missing_response_fails(project, capsys):
+    write(project, GOOD.replace('  utter_faq/returns:\n    - text: "Rückgabe innerhalb von 30 Tagen."\n', ""))
+    assert check(project) == ["locales/de/responses.yml: utter_faq/returns is missing (offered languages need every response)"]
+    assert check_locales.main(["--root", str(project), "--locales", str(project / "locales"), "--languages", "en,de"]) == 1
+    assert "utter_faq/returns is missing" in capsys.readouterr().out
+    # A language that is not offered yet may be incomplete.
+    assert check(project, "en") == []
+
+
+def test_an_offered_language_without_a_file_fails(project):
+    assert check(project, "en,de,ka") == ["locales/ka/responses.yml: missing: the language is offered but has no responses (4 to translate)"]
+
+
+def test_a_placeholder_mismatch_fails(project):
+    write(project, GOOD.replace("Hallo {name}!", "Hallo {nmae}!"))
+    [problem] = check(project)
+    assert problem.startswith("locales/de/responses.yml: utter_greet: placeholders differ from English")
+    assert "missing {name}" in problem and "not in English {nmae}" in problem
+    # A variation of its own (a condition English does not have) may use fewer, but no others.
+    write(project, GOOD.replace('    - text: "*{product}*: {price}."\n', '    - text: "*{product}*: {price}."\n'
+                                '    - condition: [{type: slot, name: count_form, value: few}]\n'
+                                '      text: "{count} x *{product}*"\n'))
+    assert check(project) == ["locales/de/responses.yml: utter_price: placeholders English does not fill: {count}"]
+
+
+def test_an_over_long_button_title_fails(project):
+    write(project, GOOD.replace("Katalog ansehen", "Unseren ganzen Katalog ansehen"))
+    [problem] = check(project)
+    assert problem.startswith("locales/de/responses.yml: utter_greet: button title 'Unseren ganzen Katalog ansehen' has 30 characters")
+    write(project, GOOD.replace("Preise", "Preise und Versandkosten"))  # a title part (max_length)
+    assert check(project) == [
+        "locales/de/responses.yml: utter_topic: the text (a title or row, max_length) has 24 characters, WhatsApp allows 20: "
+        "'Preise und Versandkosten'"
+    ]
+
+
+def test_list_rows_and_long_texts(project):
+    rows = "".join(f'        - title: "Row number {i} with a long title"\n          payload: "/greet"\n' for i in range(4))
+    (project / "domain.yml").write_text(DOMAIN + f'  utter_list:\n    - text: "{"x" * 4097}"\n      buttons:\n{rows}', encoding="utf-8")
+    found = check(project, "en")
+    assert any("utter_list" in p and "the text has 4097 characters" in p for p in found)
+    assert sum("utter_list" in p and "list row title" in p and "allows 24" in p for p in found) == 4
+
+
+def test_typos_in_locale_files_and_changed_payloads_fail(project):
+    write(project, GOOD + '  utter_gret:\n    - text: "Hallo!"\n', "de")
+    assert check(project) == ["locales/de/responses.yml: utter_gret is not a response in English (domain.yml, data/responses/): a typo?"]
+    write(project, GOOD.replace('payload: "/browse_catalog"', 'payload: "/katalog"'))
+    [problem] = check(project)
+    assert "utter_greet: button payloads English does not have" in problem and "/katalog" in problem
+    # Locale files of languages that are not offered (STOP confirmations in French) are checked too.
+    write(project, 'version: "3.1"\nresponses:\n  utter_gret:\n    - text: "Bonjour"\n', "fr")
+    assert "locales/fr/responses.yml: utter_gret is not a response in English" in " ".join(check(project, "en"))
+
+
+def test_a_broken_file_is_reported(project):
+    write(project, "responses:\n  utter_greet: [\n")
+    [problem] = check(project, "en")
+    assert problem.startswith("locales/de/responses.yml: cannot be read")
+
+
+def test_the_project_passes():
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "check_locales.py"), "--languages", "en"],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
