@@ -14,6 +14,7 @@ to the bot) are made where Rasa's processing runs, on the WhatsApp channel's dis
 """
 import asyncio
 import logging
+import re
 import time
 from functools import wraps
 from pathlib import Path
@@ -29,12 +30,13 @@ from connectors import wire
 from connectors.graph_api import GraphApiError
 from connectors.outbound import Deferred, OutsideWindow
 from connectors.whatsapp import WhatsAppInput
-from shop import agents, contacts, handoffs
+from shop import agents, contacts, handoffs, messages
 from shop.agents import Agent
 
 logger = logging.getLogger(__name__)
 
 PAGE = Path(__file__).resolve().parent / "desk_page"
+MEDIA_ID = re.compile(r"[0-9]{1,32}")  # WhatsApp media ids are digits
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -222,12 +224,18 @@ class AgentDesk(InputChannel):
             await whatsapp.db.run(handoffs.close, handoff.id, f"{agent.name}: {note}" if note else agent.name, time.time())
             return response.json({"returned": True})
 
-        @desk.get("/api/media/<media_id>")
+        @desk.get("/api/media/<media_id:path>")
         @authenticated
         async def media(_: Request, whatsapp: WhatsAppInput, agent: Agent, media_id: str) -> HTTPResponse:
-            """A customer's photo or file, fetched from WhatsApp with the bot's token."""
+            """A customer's photo or file, fetched from WhatsApp with the bot's token: only
+            media a customer sent in a chat this agent may see (anything else is 404, and
+            nothing is asked of the Graph API)."""
+            owner = await whatsapp.db.read(messages.media_owner, media_id) if MEDIA_ID.fullmatch(media_id) else None
+            handoff = await whatsapp.db.read(handoffs.open_handoff, owner[0]) if owner else None
+            if owner is None or handoff is None or not agent.serves(handoff.label):
+                return _error(404, "no such photo or file in a chat you serve")
             try:
-                content, mime_type = await whatsapp.client.media(media_id, url=whatsapp.running.media_url(media_id))
+                content, mime_type = await whatsapp.client.media(media_id, url=owner[1])
             except GraphApiError as error:
                 return _error(502, str(error))
             return response.raw(content, content_type=mime_type, headers={"Cache-Control": "private, max-age=3600"})

@@ -26,7 +26,6 @@ from shop.db import Database, cursor_of
 logger = logging.getLogger(__name__)
 
 OUTBOX_SECONDS = 5.0
-MEDIA_URLS_KEPT = 1000
 
 
 class EventProcessor:
@@ -52,7 +51,6 @@ class EventProcessor:
         self.mark_as_read = mark_as_read
         self.public_url = public_url
         self._frozen_agent: Any = None
-        self._media_urls: Dict[str, str] = {}
         self.languages = language.Settings.from_env()
 
     async def maintain(self, dispatcher: Dispatcher) -> None:
@@ -85,16 +83,13 @@ class EventProcessor:
                 logger.exception("Working off the outbox failed; will retry")
             await asyncio.sleep(every)
 
-    def media_url(self, media_id: str) -> Optional[str]:
-        """The download URL a webhook gave for a customer's photo or file (valid for
-        minutes; the Graph API client fetches a fresh one when it has expired)."""
-        return self._media_urls.get(media_id)
-
-    def _remember_media(self, message: wire.InboundMessage) -> None:
-        if message.media is not None and message.media.url:
-            self._media_urls[message.media.id] = message.media.url
-            while len(self._media_urls) > MEDIA_URLS_KEPT:
-                self._media_urls.pop(next(iter(self._media_urls)))
+    async def _remember_media(self, message: wire.InboundMessage, contact_id: str) -> None:
+        """Whose photo or file it is (the desk serves media only to agents of that chat),
+        and the download URL the webhook gave (valid for minutes; the Graph API client
+        fetches a fresh one when it has expired)."""
+        if message.media is not None and message.media.id:
+            await self.db.run(messages.record_media, message.media.id, contact_id, message.id, message.media.mime_type,
+                              message.media.url, float(message.timestamp or time.time()))
 
     async def _wait_for_agent(self) -> Any:
         """No model loaded yet (or loading failed): keep events pending, never drop them."""
@@ -249,7 +244,7 @@ class EventProcessor:
     async def _answer(
         self, message: wire.InboundMessage, earlier_attempts: int, agent: Any, contact_id: str, spoken: Optional[str] = None
     ) -> None:
-        self._remember_media(message)
+        await self._remember_media(message, contact_id)
         if message.shared_own_number:  # a username customer shared their number with us
             await self._learn_number(agent, message)
         keyword = consent_keyword(message)

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from shop.db import insert, placeholder
-from shop.schema import outbound
+from shop.schema import media, outbound
 
 # Statuses only move forward; webhooks arrive out of order and more than once.
 # `played` (a voice message was played) comes after read; `delivered` may be skipped.
@@ -208,3 +208,18 @@ def for_contact(conn: Connection, contact_id: str) -> list:
         sa.select(outbound).where(outbound.c.contact_id == contact_id).order_by(outbound.c.created_at)
     ).mappings()
     return [OutboundMessage(**{k: r[k] for k in OutboundMessage.__dataclass_fields__}) for r in rows]
+
+
+def record_media(conn: Connection, media_id: str, contact_id: str, message_id: str, mime_type: str, url: str, at: float) -> None:
+    """A photo or file a customer sent: whose it is (the desk checks) and where it is."""
+    conn.execute(
+        insert(conn, media).values(media_id=media_id, contact_id=contact_id, message_id=message_id, mime_type=mime_type,
+                                   url=url or None, received_at=at)
+        .on_conflict_do_update(index_elements=["media_id"], set_={"url": url or None})
+    )
+
+
+def media_owner(conn: Connection, media_id: str) -> Optional[tuple]:
+    """(contact id, download url) of a customer's media, or None if no customer sent it."""
+    row = conn.execute(sa.select(media.c.contact_id, media.c.url).where(media.c.media_id == media_id)).first()
+    return (row[0], row[1]) if row else None

@@ -79,6 +79,20 @@ outbound = sa.Table(
 # own stable key, Rasa's sender id too: opaque ("c-" + hex) for contacts created since
 # business-scoped user ids, the phone number for contacts recorded before (never read
 # as a number). The identifiers themselves are in contact_identifiers.
+# Photos, voice notes and files customers sent: which chat a media id belongs to (the
+# desk fetches only media of chats the agent may see) and the download URL the webhook gave.
+media = sa.Table(
+    "wa_media",
+    metadata,
+    sa.Column("media_id", sa.String(64), primary_key=True),
+    sa.Column("contact_id", sa.String(64), nullable=False),
+    sa.Column("message_id", sa.String(255), nullable=False),
+    sa.Column("mime_type", sa.String(128)),
+    sa.Column("url", sa.Text),
+    sa.Column("received_at", sa.Float, nullable=False),
+    sa.Index("ix_wa_media_contact", "contact_id"),
+)
+
 # Messages Meta asked us to send later (error 4, 80007, 131057: rate quota or
 # maintenance) or that waited while sending was paused (an expired token...): they go
 # out in order, per contact, when allowed; the customer's turn does not wait for them.

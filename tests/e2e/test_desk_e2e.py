@@ -82,6 +82,14 @@ def test_paused_chat_stays_silent_agent_answers_and_gives_it_back(stack, desk):
     assert sim.messages_to(wa_id, since=seq) == []
     image = [h for h in history(desk, contact_id) if h.get("type") == "image"][-1]
     assert image["media_id"]
+    # The photo is served to agents of this chat only; anything else is 404 without asking Meta.
+    graph_calls = len(sim.requests(kind="other"))
+    for who, path in (("sales", image["media_id"]), ("support", ".."), ("support", "%2e%2e"), ("support", "123456789"),
+                      ("support", "..%2f..%2fv25.0")):
+        assert api(desk, who, "GET", f"/media/{path}").status_code == 404, (who, path)
+    assert len(sim.requests(kind="other")) == graph_calls
+    photo = api(desk, "support", "GET", f"/media/{image['media_id']}")
+    assert photo.status_code == 200 and photo.headers["Content-Type"].startswith("image/") and photo.content
 
     claimed = api(desk, "support", "POST", f"/chats/{contact_id}/claim")
     assert claimed.status_code == 200 and api(desk, "all", "POST", f"/chats/{contact_id}/claim").status_code == 409
