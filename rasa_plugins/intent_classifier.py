@@ -10,7 +10,7 @@ import logging
 from typing import Any, Dict, List, Optional, Text
 
 import numpy as np
-from scipy.sparse import csr_matrix, diags
+from scipy.sparse import csr_matrix, diags, vstack
 from sklearn.linear_model import LogisticRegression
 
 from rasa.engine.graph import ExecutionContext
@@ -18,6 +18,7 @@ from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
 from rasa.nlu.classifiers.logistic_regression_classifier import LogisticRegressionClassifier
+from rasa.shared.nlu.constants import TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
@@ -28,7 +29,9 @@ logger = logging.getLogger(__name__)
 class TfidfLogisticRegressionClassifier(LogisticRegressionClassifier):
     @staticmethod
     def get_default_config() -> Dict[Text, Any]:
-        return {**LogisticRegressionClassifier.get_default_config(), "C": 10.0, "max_iter": 2000, "sublinear_tf": True}
+        # `featurizers`: the aliases of the featurizers to use (empty: all), as for DIET.
+        return {**LogisticRegressionClassifier.get_default_config(), "C": 10.0, "max_iter": 2000, "sublinear_tf": True,
+                "featurizers": []}
 
     def __init__(self, config: Dict[Text, Any], name: Text, model_storage: ModelStorage, resource: Resource) -> None:
         super().__init__(config, name, model_storage, resource)
@@ -47,14 +50,22 @@ class TfidfLogisticRegressionClassifier(LogisticRegressionClassifier):
         norms[norms == 0] = 1.0
         return csr_matrix(diags(1.0 / norms) @ weighted)
 
+    def _counts(self, messages: List[Message]) -> csr_matrix:
+        """Sentence-level sparse features of the configured featurizers."""
+        rows = []
+        for message in messages:
+            sparse = message.get_sparse_features(attribute=TEXT, featurizers=list(self.config.get("featurizers") or []))[1]
+            rows.append(csr_matrix(sparse.features) if sparse is not None else csr_matrix((1, 0)))
+        return vstack(rows)
+
     def _create_X(self, messages: List[Message]) -> csr_matrix:
-        return self._weigh(super()._create_X(messages))
+        return self._weigh(self._counts(messages))
 
     def train(self, training_data: TrainingData) -> Resource:
         examples = [e for e in training_data.intent_examples if e.get("intent") and e.get("text")]
         if not examples:
             return self._resource
-        counts = LogisticRegressionClassifier._create_X(self, examples)
+        counts = self._counts(examples)
         document_frequency = np.bincount(csr_matrix(counts).indices, minlength=counts.shape[1])
         self.idf = np.log((1 + len(examples)) / (1 + document_frequency)) + 1.0  # sklearn's smooth idf
         self.clf.fit(self._weigh(counts), [e.get("intent") for e in examples])
