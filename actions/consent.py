@@ -31,9 +31,14 @@ def keyword_of(tracker: Tracker) -> Optional[Dict[str, Any]]:
 
 
 def language_for(keyword: Optional[Dict[str, Any]], stored: Optional[str], conversation: Optional[str] = None) -> str:
-    """The keyword's language, else what we learnt before, else the conversation's, else
-    the shop's default, else English: the first that has the confirmations."""
-    for language in ((keyword or {}).get("language"), stored, conversation, i18n.default_language()):
+    """The conversation's language when the keyword is a word of it too (STOP is English,
+    German, Czech...: a German conversation gets its confirmation in German), else the
+    keyword's language, else what we learnt before, else the shop's default, else
+    English: the first that has the confirmations."""
+    spoken = conversation or stored
+    languages = list((keyword or {}).get("languages") or [(keyword or {}).get("language")])
+    first = spoken if keyword and spoken in languages else (keyword or {}).get("language")
+    for language in (first, spoken, stored, i18n.default_language()):
         code = i18n.normalize(language)
         if code and i18n.has_response(code, OPTED_OUT) and i18n.has_response(code, RESUBSCRIBED):
             return code
@@ -48,14 +53,14 @@ async def _change(tracker: Tracker, opt_out: bool) -> str:
     message_id = _metadata(tracker).get("message_id") or (tracker.latest_message or {}).get("message_id")
 
     def record(conn: Any) -> Optional[str]:
+        # The conversation's language is the channel's to decide (shop.language): a German
+        # customer typing "STOP" stays a German conversation.
         (consent.opt_out if opt_out else consent.opt_in)(conn, tracker.sender_id, source, message_id, detail)
-        if keyword:
-            contacts.set_language(conn, tracker.sender_id, keyword["language"])
         contact = contacts.get(conn, tracker.sender_id)
         return contact.language if contact else None
 
     stored = await get_database().run(record)
-    return language_for(keyword, stored, tracker.get_slot("language"))
+    return language_for(keyword, stored, _metadata(tracker).get("language") or tracker.get_slot("language"))
 
 
 def _end_any_form(tracker: Tracker) -> List[Dict[str, Any]]:

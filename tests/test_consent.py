@@ -1,5 +1,5 @@
-"""Consent: the keyword table, the contact store (SQLite and PostgreSQL), GDPR export and
-erasure, and the operator CLI against a real SQL tracker store."""
+"""Consent: the contact store (SQLite and PostgreSQL), GDPR export and erasure, and the
+operator CLI against a real SQL tracker store. The STOP / START keywords: tests/test_keywords.py."""
 import concurrent.futures
 import functools
 import json
@@ -13,66 +13,13 @@ from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, BotUttered, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
-from ruamel.yaml import YAML
 
-from shop import consent, contacts, gdpr, handoffs, keywords, messages
+from shop import consent, contacts, gdpr, handoffs, messages
 from shop.schema import suppressed_numbers
 from tests.conftest import ROOT
 from tests.processes import wait_until
 
 WA = "491701234567"
-
-
-# ------------------------------------------------------------------------ keywords
-
-def default_keywords():
-    config = YAML(typ="safe").load((ROOT / "shop" / "consent_keywords.yml").read_text(encoding="utf-8"))
-    return [(action, language, word) for action, table in config.items() for language, words in table.items() for word in words]
-
-
-@pytest.mark.parametrize("action,language,word", default_keywords())
-def test_every_default_keyword_matches_as_typed_and_decorated(action, language, word):
-    for typed in (word, word.lower(), f"{word.capitalize()}!", f"  {word}. ", f"🛑 {word} 🛑", f'"{word}"', f"{word}!!!"):
-        found = keywords.match(typed)
-        assert found is not None and (found.action, found.language) == (action, language), typed
-
-
-def test_the_default_list_covers_the_required_languages():
-    stop_languages = {language for action, language, _ in default_keywords() if action == "stop"}
-    assert {"en", "de", "es", "pt", "fr", "it", "ru", "cs", "zh", "ka", "hy"} <= stop_languages
-    english = {word for action, language, word in default_keywords() if action == "stop" and language == "en"}
-    assert {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPT OUT", "OPTOUT"} <= english
-    assert keywords.match("opt-out").action == keywords.STOP and keywords.match("Opt Out").action == keywords.STOP
-    assert keywords.match("UNSTOP").action == keywords.START and keywords.match("start").action == keywords.START
-
-
-@pytest.mark.parametrize("text", [
-    "the socks stopped fitting", "where is the bus stop", "cancel my order LT-10422", "can I stop by the store",
-    "stop please", "please stop sending me offers", "don't stop", "stopwatch", "the end of the sleeve is torn",
-    "quit playing", "is the offer over?", "startup discount?", "Cancel?? why would I", "", "!!!", "🛑",
-])
-def test_sentences_that_merely_contain_a_keyword_are_not_keywords(text):
-    assert keywords.match(text) is None
-
-
-def test_a_custom_keyword_file_replaces_the_default(tmp_path, monkeypatch):
-    custom = tmp_path / "keywords.yml"
-    custom.write_text("stop:\n  nl: [STOPPEN, AFMELDEN]\nstart:\n  nl: [AANMELDEN]\n", encoding="utf-8")
-    monkeypatch.setenv("SHOP_CONSENT_KEYWORDS", str(custom))
-    keywords.load.cache_clear()
-    try:
-        assert keywords.match("afmelden") == keywords.Keyword("stop", "AFMELDEN", "nl")
-        assert keywords.match("STOP") is None
-    finally:
-        monkeypatch.delenv("SHOP_CONSENT_KEYWORDS")
-        keywords.load.cache_clear()
-
-
-def test_a_word_cannot_be_both_stop_and_start(tmp_path):
-    bad = tmp_path / "bad.yml"
-    bad.write_text("stop:\n  en: [HALT]\nstart:\n  en: [HALT]\n", encoding="utf-8")
-    with pytest.raises(ValueError, match="both a stop and a start"):
-        keywords.load(str(bad))
 
 
 # ------------------------------------------------------------------------ the store

@@ -55,7 +55,7 @@ async def test_a_keyword_opt_out_is_confirmed_in_its_language_and_says_how_to_co
     assert db.transaction(consent.status, WA) == consent.OPTED_OUT
     [event] = db.transaction(consent.history, WA)
     assert (event.source, event.message_id, event.detail) == ("keyword", "wamid.K", f"STOP ({language})")
-    assert db.transaction(contacts.get, WA).language == language
+    assert db.transaction(contacts.get, WA).language is None  # the conversation's language is the channel's to decide
 
 
 async def test_a_natural_language_opt_out_goes_through_the_same_action(db):
@@ -66,16 +66,25 @@ async def test_a_natural_language_opt_out_goes_through_the_same_action(db):
     assert (event.source, event.detail) == ("intent", "please stop sending me offers")
 
 
-async def test_the_language_learnt_from_a_keyword_is_used_later(db):
-    await run(ActionOptOut(), make_tracker("stop", metadata=keyword("STOPP", "de"), text="/stop"))
-    messages, _ = await run(ActionResubscribe(), make_tracker("resubscribe", text="send me offers again"))
+async def test_a_keyword_of_the_conversations_language_is_confirmed_in_it(db):
+    """STOP is a German word too: a German conversation gets its confirmation in German;
+    a keyword of another language only, in that language."""
+    german = {"message_id": "wamid.K", "language": "de",
+              "consent_keyword": {"action": "stop", "word": "STOP", "language": "en", "languages": ["en", "de", "cs"]}}
+    messages, _ = await run(ActionOptOut(), make_tracker("stop", metadata=german, text="/stop"))
+    assert messages[0]["language"] == "de" and messages[0]["text"] == confirmation("utter_opted_out", "de")
+    messages, _ = await run(ActionResubscribe(), make_tracker("resubscribe", text="Angebote wieder bitte", metadata={"language": "de"}))
     assert messages[0]["language"] == "de" and messages[0]["text"].startswith("Willkommen zurück!") and "STOP" in messages[0]["text"]
     assert db.transaction(consent.status, WA) == consent.OPTED_IN
     assert [e.source for e in db.transaction(consent.history, WA)] == ["keyword", "intent"]
+    spanish = {"language": "de", "consent_keyword": {"action": "stop", "word": "BAJA", "language": "es", "languages": ["es"]}}
+    messages, _ = await run(ActionOptOut(), make_tracker("stop", metadata=spanish, text="/stop"))
+    assert messages[0]["language"] == "es"
 
 
 def test_language_choice():
     assert language_for({"language": "ka"}, "de") == "ka"
+    assert language_for({"language": "en", "languages": ["en", "de"]}, None, "de") == "de"
     assert language_for(None, "fr") == "fr"
     assert language_for({"language": "xx"}, None) == "en"
     assert language_for(None, None, "de") == "de"  # the conversation's language
