@@ -40,7 +40,9 @@ def desk(shop_stack):
 def test_a_username_customer_is_one_customer_under_every_identifier(shop_stack, desk):
     sim, (desk_url, auth) = shop_stack.simulator, desk
     n = next(_numbers)
-    bsuid = sim.create_username_customer(f"kim.k{n}", name="Kim")
+    # A British customer (a German BSUID or number would make German the first guess
+    # for "hi there"; tests/e2e/test_languages_e2e.py covers that).
+    bsuid = sim.create_username_customer(f"kim.k{n}", name="Kim", country="GB")
     assert sim.chat(bsuid)["wa_id"] is None  # no phone number at all
 
     # Chats like anyone else; the bot answers the BSUID (`recipient`, no `to`).
@@ -70,7 +72,7 @@ def test_a_username_customer_is_one_customer_under_every_identifier(shop_stack, 
 
     # They share their number (a contact request's answer); from now on webhooks carry
     # number and BSUID: the same contact and conversation, no new greeting, still opted out.
-    phone = f"4917{n:04d}77001"
+    phone = f"447700{n:03d}001"
     shared = sim.share_number(bsuid, phone)
     wait_until(lambda: inbox_state(shop_stack, shared["id"]) == "done", 30, "the shared contact to be processed")
     [*_, again] = say(shop_stack, phone, "hi", 6)
@@ -80,7 +82,7 @@ def test_a_username_customer_is_one_customer_under_every_identifier(shop_stack, 
     assert "how much are the merino hiking socks?" in user_texts(shop_stack, contact_id)
 
     # A new number (and so a new BSUID): history, consent and labels follow.
-    new_phone = f"4915{n:04d}88002"
+    new_phone = f"447701{n:03d}002"
     changed = sim.change_number(phone, new_phone)
     new_bsuid = changed["chat"]["user_id"]
     assert new_bsuid != bsuid
