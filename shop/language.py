@@ -46,10 +46,10 @@ MIN_CONFIDENCE = 0.8
 MIN_MARGIN = 0.5
 NOT_OFFERED_MIN_LETTERS = 16
 
-# When lingua is unsure of a short Latin-script message ("where is my order": trigram
-# models cannot tell much from 17 letters), the function words of the Latin-script
-# languages the shop speaks decide: two or more of one language and at most half as many
-# of another.
+# The function words of the Latin-script languages the shop speaks decide first: two or
+# more of one language and at most half as many of another ("where is my order": trigram
+# models cannot tell much from 17 letters, and take some English sentences for German);
+# otherwise lingua.
 FUNCTION_WORDS: Dict[str, frozenset] = {
     "en": frozenset("i you my me the an is are to do does can what where how when please want have it this that of for with and not your our".split()),
     "de": frozenset("ich du sie mein meine meinen der die das ist sind wo wie was wann bitte und oder nicht ein eine einen habe haben kann können konnen mit für fur zu auf ihr euer eure gibt es".split()),
@@ -144,7 +144,9 @@ class Detector:
         if sum(ch.isalpha() for ch in cleaned) < MIN_LETTERS:
             return None
         latin = tuple(code for code in self.languages if code not in ("ka", "hy", "zh", "ru", "uk"))
-        return self._verdict(cleaned, latin) or _by_function_words(cleaned, latin)
+        # Function words, where they decide, are the surer sign for English, German and
+        # Czech (lingua takes "sign me up for your offers on whatsapp" for German).
+        return _by_function_words(cleaned, latin) or self._verdict(cleaned, latin)
 
     def _verdict(self, text: str, among: Sequence[str]) -> Optional[str]:
         names = {_LINGUA[code]: code for code in among if code in _LINGUA}

@@ -24,6 +24,7 @@ EN_DE = language.Settings.from_env({"SHOP_LANGUAGES": "en,de", "SHOP_DEFAULT_LAN
     ("where is my order", "en"),
     ("wo ist meine Bestellung", "de"),
     ("kde je moje objednavka", "cs"),
+    ("sign me up for your offers on whatsapp", "en"),  # lingua alone says German
 ])
 def test_clear_messages_are_recognised(text, expected):
     assert language.detector(ALL).detect(text) == expected
