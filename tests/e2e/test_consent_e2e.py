@@ -14,7 +14,9 @@ _numbers = itertools.count(1)
 
 
 def customer() -> str:
-    return f"4916{next(_numbers):08d}"
+    # UK numbers: with a German number a first "hi" makes German the conversation's
+    # language, and STOP (a German word too) is then confirmed in German.
+    return f"44771{next(_numbers):07d}"
 
 
 def consent_rows(stack, wa_id):
