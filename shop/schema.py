@@ -217,6 +217,43 @@ agents = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
 )
 
+# Orders as the shop's order system last reported them (shop/orders.py): the dialogue's
+# order status reads them, and each change sends the customer a utility template.
+# Seeded from the demo shop's facts (demo_orders) on first use.
+orders = sa.Table(
+    "orders",
+    metadata,
+    sa.Column("order_id", sa.String(64), primary_key=True),  # LT-10421
+    sa.Column("contact_id", sa.String(64)),  # the customer, when the order system named one
+    sa.Column("state", sa.String(32), nullable=False),  # confirmed | awaiting_payment | payment_received | shipped | delivered | cancelled
+    sa.Column("carrier", sa.String(64)),
+    sa.Column("tracking", sa.String(128)),
+    sa.Column("tracking_url", sa.Text),
+    sa.Column("eta", sa.String(64)),  # "2 days": as the order system (or the facts) put it
+    sa.Column("payment_method", sa.String(64)),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Index("ix_orders_contact", "contact_id"),
+)
+
+# Every reported change of an order, oldest first. `event_id` is the order system's own
+# id of the update: a redelivered update finds its row and sends nothing again.
+order_events = sa.Table(
+    "order_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("event_id", sa.String(255), unique=True),  # NULL for CLI and seed rows
+    sa.Column("order_id", sa.String(64), nullable=False),
+    sa.Column("state", sa.String(32), nullable=False),
+    sa.Column("carrier", sa.String(64)),
+    sa.Column("tracking", sa.String(128)),
+    sa.Column("tracking_url", sa.Text),
+    sa.Column("source", sa.String(16), nullable=False),  # webhook | cli | facts
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("notice", sa.String(64)),  # what the customer was sent: queued | no_contact | stopped_all | ...
+    sa.Index("ix_order_events_order", "order_id"),
+)
+
 schema_migrations = sa.Table(
     "schema_migrations",
     metadata,
