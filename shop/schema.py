@@ -254,6 +254,85 @@ order_events = sa.Table(
     sa.Index("ix_order_events_order", "order_id"),
 )
 
+# Template campaigns (shop/campaigns.py): what to send to whom, and its state. `at` is the
+# scheduled start (UTC seconds; the CLI reads it in the shop's time zone).
+campaigns = sa.Table(
+    "campaigns",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(128), nullable=False, unique=True),
+    sa.Column("template", sa.String(512), nullable=False),
+    sa.Column("category", sa.String(32), nullable=False),  # marketing | utility | authentication
+    sa.Column("params", sa.Text, nullable=False),  # JSON: {"1": "{profile_name|there}", "2": "20%"}
+    sa.Column("audience", sa.Text, nullable=False),  # JSON of shop.audiences.AudienceSpec
+    sa.Column("state", sa.String(16), nullable=False),  # draft | scheduled | running | paused | cancelled | done
+    sa.Column("reason", sa.Text),  # why it was paused (an operator alert...) or cancelled
+    sa.Column("at", sa.Float),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("started_at", sa.Float),
+    sa.Column("finished_at", sa.Float),
+    sa.Column("recipients", sa.Integer),  # rows materialised at start
+    sa.Column("excluded", sa.Text),  # JSON: {reason: count} left out at start
+)
+
+# The durable campaign outbox: one row per recipient, created when the campaign starts
+# (campaign_id NULL: a single send, such as an order update). `sending` is committed
+# before the Graph API call; a row found `sending` after its sender died becomes
+# `unknown` and is never sent again (at most once per recipient).
+campaign_sends = sa.Table(
+    "campaign_sends",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("campaign_id", sa.Integer),
+    sa.Column("contact_id", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),  # campaign | order_update
+    sa.Column("template", sa.String(512), nullable=False),
+    sa.Column("language", sa.String(16), nullable=False),
+    sa.Column("params", sa.Text, nullable=False),  # JSON: {"body": [...], "header": [...], "buttons": [...]}
+    sa.Column("category", sa.String(32), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),  # queued | sending | sent | unknown | failed | skipped
+    sa.Column("reason", sa.Text),
+    sa.Column("error_code", sa.Integer),
+    sa.Column("message_id", sa.String(255)),
+    sa.Column("claimed_by", sa.String(160)),
+    sa.Column("claimed_at", sa.Float),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("not_before", sa.Float, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float),
+    sa.Column("sent_at", sa.Float),
+    sa.UniqueConstraint("campaign_id", "contact_id", name="uq_campaign_sends_recipient"),
+    sa.Index("ix_campaign_sends_due", "state", "not_before"),
+    sa.Index("ix_campaign_sends_claimed", "claimed_by", "state"),
+)
+
+# Campaign senders alive (python -m marketing.sender): rows a dead sender claimed are
+# taken over, and what it was sending becomes `unknown`.
+campaign_senders = sa.Table(
+    "campaign_senders",
+    metadata,
+    sa.Column("sender_id", sa.String(160), primary_key=True),
+    sa.Column("heartbeat_at", sa.Float, nullable=False),
+)
+
+# The send budget shared by every sender when no Redis is configured (marketing/budget.py):
+# a token bucket for the send rate, and the unique users reached outside a service
+# window (latest reach per contact) for the moving-24-hour messaging limit.
+send_rate = sa.Table(
+    "send_rate",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("tokens", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+messaging_reach = sa.Table(
+    "messaging_reach",
+    metadata,
+    sa.Column("contact_id", sa.String(64), primary_key=True),
+    sa.Column("reached_at", sa.Float, nullable=False),
+    sa.Index("ix_messaging_reach_at", "reached_at"),
+)
+
 schema_migrations = sa.Table(
     "schema_migrations",
     metadata,
