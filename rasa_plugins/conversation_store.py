@@ -154,3 +154,18 @@ def move_in_store(store: Any, from_sender: str, to_sender: str) -> Optional[int]
             inner.store[to_sender] = moved
         return 1
     return None
+
+
+def retention_target() -> Any:
+    """The tracker store's events as a retention target (shop.retention): each event by
+    its own timestamp. Conversation state set longer ago than the retention period
+    (slots, a form) is forgotten with it."""
+    from shop.retention import Target
+
+    return Target(EVENTS, "timestamp")
+
+
+def engine_of(store: Any) -> Optional[sa.engine.Engine]:
+    """The engine of a live SQL TrackerStore (the Rasa server's own); None for others."""
+    inner = getattr(store, "_tracker_store", store)
+    return inner.engine if isinstance(inner, SQLTrackerStore) else None

@@ -7,6 +7,7 @@
 
 A contact is named by a phone number (any formatting), a business-scoped user id
 (BSUID) or its contact id; every identifier it has had leads to it.
+    python -m shop purge [--dry-run]                         # retention: delete what is older than SHOP_RETENTION_DAYS
     python -m shop agent add Ana --labels "customer support,returns"   # prints Ana's desk token
     python -m shop agent list | python -m shop agent remove Ana
 
@@ -28,7 +29,7 @@ with warnings.catch_warnings():  # Rasa's dependencies warn about themselves at 
     warnings.simplefilter("ignore")
     from rasa_plugins import conversation_store
 
-from shop import agents, consent, contacts, gdpr  # noqa: E402
+from shop import agents, consent, contacts, gdpr, retention  # noqa: E402
 from shop.db import get_database  # noqa: E402
 
 
@@ -123,6 +124,31 @@ def agent(args: argparse.Namespace) -> int:
     return 0
 
 
+def purge(args: argparse.Namespace) -> int:
+    """Retention: deletes (or with --dry-run counts) what is older than
+    SHOP_RETENTION_DAYS in the shop database, the tracker store and the exports."""
+    try:
+        days = retention.retention_days({"SHOP_RETENTION_DAYS": args.days} if args.days is not None else None)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    config = conversation_store.read_config(_endpoints(args))
+    engine = conversation_store.sql_engine(config) if conversation_store.is_sql_store(config) else None
+    try:
+        elsewhere = [(engine, conversation_store.retention_target())] if engine is not None else []
+        counts = retention.run(get_database().engine, time.time(), days, args.dry_run, elsewhere)
+    finally:
+        if engine is not None:
+            engine.dispose()
+    before = dt.datetime.fromtimestamp(retention.cutoff(days), dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    print(f"{'would delete' if args.dry_run else 'deleted'} what is older than {days:g} days (before {before}):")
+    for table, n in counts.items():
+        print(f"  {table:<14} {n}")
+    if engine is None:
+        print(f"  (tracker store type {config.type!r}: not an SQL store, its events are not purged here)")
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m shop", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--endpoints", help="endpoints file with the tracker store (default: $RASA_ENDPOINTS or endpoints.yml)")
@@ -149,6 +175,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--labels", help='comma-separated labels the agent serves, "*" for all')
     p.add_argument("--token", help="use this token instead of a random one (sandbox demos)")
     p.set_defaults(run=agent)
+    p = commands.add_parser("purge", help="delete what is older than the retention period (SHOP_RETENTION_DAYS)")
+    p.add_argument("--dry-run", action="store_true", help="only count, per table, what would be deleted")
+    p.add_argument("--days", help="retention period in days (default: $SHOP_RETENTION_DAYS or 365)")
+    p.set_defaults(run=purge)
     args = parser.parse_args(argv)
     if args.command == "agent" and args.action in ("add", "remove") and not args.name:
         parser.error("agent add/remove needs a NAME")
