@@ -12,7 +12,7 @@ from typing import Any, Awaitable, Callable, Dict, FrozenSet, List, Optional, Tu
 from rasa.core.channels.channel import OutputChannel, UserMessage
 from rasa.shared.core.events import UserUttered
 
-from connectors import inbox, wire
+from connectors import inbox, metrics, wire
 from connectors.inbound import (
     KEYWORD_ACTIONS, KEYWORD_INTENTS, apply_status, consent_keyword, identifiers, identity_change_of, preference_of,
     rasa_metadata, rasa_text,
@@ -20,12 +20,14 @@ from connectors.inbound import (
 from connectors.inbox import Dispatcher, InboxItem, WorkerIdentity
 from connectors.outbound import WhatsAppSender
 from rasa_plugins import conversation_store
-from shop import consent, contacts, gdpr, handoffs, language, messages
+from shop import consent, contacts, gdpr, handoffs, language, messages, retention
 from shop.db import Database, cursor_of
 
 logger = logging.getLogger(__name__)
 
 OUTBOX_SECONDS = 5.0
+RETENTION_EVERY_SECONDS = 24 * 3600.0
+RETENTION_FIRST_AFTER_SECONDS = 300.0  # not while the server starts
 
 
 class EventProcessor:
@@ -52,10 +54,13 @@ class EventProcessor:
         self.public_url = public_url
         self._frozen_agent: Any = None
         self.languages = language.Settings.from_env()
+        self.retention_days = retention.retention_days()  # a wrong SHOP_RETENTION_DAYS stops the start
 
     async def maintain(self, dispatcher: Dispatcher) -> None:
         """Heartbeat, take over events of workers that died (ours after a restart), and
-        hand over again our own events that never reached the dispatcher."""
+        hand over again our own events that never reached the dispatcher. Retention runs
+        beside it (it may take a while; heartbeats must not wait)."""
+        asyncio.get_running_loop().create_task(self.keep_retention())
         while True:
             try:
                 now = time.time()
@@ -73,6 +78,28 @@ class EventProcessor:
             except Exception:
                 logger.exception("Inbox maintenance failed; will retry")
             await asyncio.sleep(inbox.HEARTBEAT_SECONDS)
+
+    async def keep_retention(
+        self, first_after: float = RETENTION_FIRST_AFTER_SECONDS, every: float = RETENTION_EVERY_SECONDS
+    ) -> None:
+        """Once a day, deletes what is older than SHOP_RETENTION_DAYS (shop.retention), on
+        a thread of its own, in short batches. Every worker runs it; it is idempotent."""
+        await asyncio.sleep(first_after)
+        while True:
+            try:
+                counts = await asyncio.get_running_loop().run_in_executor(None, self.apply_retention, time.time())
+                logger.info("Retention (%g days): deleted %s", self.retention_days, retention.summary(counts))
+            except Exception:
+                logger.exception("Retention failed; will retry")
+            await asyncio.sleep(every)
+
+    def apply_retention(self, now: float) -> Dict[str, int]:
+        """The retention job on the shop database, the Rasa server's SQL tracker store
+        (another store's events are not reached) and the export files."""
+        agent = self._agent()
+        engine = conversation_store.engine_of(agent.tracker_store) if agent is not None and agent.tracker_store else None
+        elsewhere = [(engine, conversation_store.retention_target())] if engine is not None else []
+        return retention.run(self.db.engine, now, self.retention_days, elsewhere=elsewhere)
 
     async def work_off_outbox(self, every: float = OUTBOX_SECONDS) -> None:
         """Sends what waits in the durable outbox once it is due (shop.outbox)."""
@@ -114,6 +141,7 @@ class EventProcessor:
     async def process(self, item: InboxItem) -> None:
         if item.kind == "status":  # idempotent: no attempts, no ordering
             await self.db.run(self._store_status, item)
+            metrics.EVENTS_PROCESSED.labels(item.kind, "done").inc()
             return
         message = wire.parse_envelope(item.payload) if item.kind == "message" else None
         agent = await self._wait_for_agent() if item.kind in ("message", "identity") else None
@@ -135,13 +163,16 @@ class EventProcessor:
                 logger.exception("WhatsApp event %s failed (attempt %d)", attempt.event_id, attempt.attempts + 1)
                 if attempt.attempts + 1 >= inbox.MAX_ATTEMPTS:
                     await self.db.run_cursor(inbox.finish, attempt.seq, "failed", repr(error))
+                    metrics.EVENTS_PROCESSED.labels(item.kind, "failed").inc()
                     return
                 # Retry here, not at the back of the queue: later messages of this
                 # customer must not overtake this one.
                 await self.db.run(inbox.release, attempt.seq, repr(error))
+                metrics.EVENTS_PROCESSED.labels(item.kind, "retried").inc()
                 await asyncio.sleep(2.0**attempt.attempts)
                 continue
             await self.db.run_cursor(inbox.finish, attempt.seq)
+            metrics.EVENTS_PROCESSED.labels(item.kind, "done").inc()
             return
 
     async def _begin(
@@ -275,9 +306,10 @@ class EventProcessor:
             in_reply_to=message.id, window_opened_at=float(message.timestamp or time.time()), skip_positions=skip,
             address=message.sender if message.sender.wa_id else None,
         )
-        await self._on_new_message(
-            UserMessage(text, output, contact_id, input_channel=self.channel, message_id=message.id, metadata=metadata)
-        )
+        with metrics.TURN_SECONDS.time():
+            await self._on_new_message(
+                UserMessage(text, output, contact_id, input_channel=self.channel, message_id=message.id, metadata=metadata)
+            )
         if keyword:
             await self._run_if_paused(agent, contact_id, KEYWORD_ACTIONS[keyword.action], output)
         for request in output.after_turn:
@@ -344,6 +376,7 @@ class EventProcessor:
             change(conn, contact_id, "user_preferences", None, preference.detail, at)
 
         await self.db.run(record)
+        metrics.count_consent(preference.value == "stop", "user_preferences")
 
     async def _change_identity(self, agent: Any, change: wire.IdentityChange) -> None:
         """The customer's number or BSUID changed: the new identifiers join the same

@@ -188,3 +188,39 @@ def test_cli_refuses_a_wrong_period(monkeypatch, capsys):
     monkeypatch.setenv("SHOP_RETENTION_DAYS", "soon")
     assert main(["purge", "--dry-run"]) == 2
     assert "SHOP_RETENTION_DAYS" in capsys.readouterr().err
+
+
+def test_the_running_service_purges_its_tracker_store_too(sqlite_db, tmp_path, monkeypatch):
+    """The channel's daily job (EventProcessor.apply_retention) reaches the Rasa server's
+    own SQL tracker store."""
+    from types import SimpleNamespace
+
+    from rasa.core.tracker_store import SQLTrackerStore
+
+    from connectors.inbox import WorkerIdentity
+    from connectors.processing import EventProcessor
+
+    monkeypatch.setenv("SHOP_EXPORT_DIR", str(tmp_path / "exports"))
+    _fill(sqlite_db.engine)
+    store = SQLTrackerStore(dialect="sqlite", db=str(tmp_path / "tracker.db"))
+    with store.engine.begin() as conn:
+        conn.execute(conversation_store.EVENTS.insert(), [
+            {"sender_id": "c-old", "type_name": "user", "timestamp": at, "data": "{}"} for at in (OLD, RECENT)
+        ])
+    processor = EventProcessor(
+        sqlite_db, None, None, None, agent=lambda: SimpleNamespace(tracker_store=store),  # type: ignore[arg-type]
+        me=WorkerIdentity.current(), channel="whatsapp", mark_as_read=False, public_url="http://127.0.0.1",
+    )
+    counts = processor.apply_retention(NOW)
+    assert counts["events"] == 1 and counts["wa_outbound"] == 1
+    assert _count(store.engine, conversation_store.EVENTS) == 1
+
+
+def test_a_wrong_period_stops_the_service_start(sqlite_db, monkeypatch):
+    from connectors.inbox import WorkerIdentity
+    from connectors.processing import EventProcessor
+
+    monkeypatch.setenv("SHOP_RETENTION_DAYS", "-1")
+    with pytest.raises(ValueError, match="SHOP_RETENTION_DAYS"):
+        EventProcessor(sqlite_db, None, None, None, agent=lambda: None,  # type: ignore[arg-type]
+                       me=WorkerIdentity.current(), channel="whatsapp", mark_as_read=False, public_url="")
