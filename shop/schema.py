@@ -9,6 +9,8 @@ from typing import Callable, List, Tuple
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from shop.suppression import number_hash
+
 metadata = sa.MetaData()
 
 # Webhook events recorded before the 200 and processed after it (the durable inbox).
@@ -135,6 +137,9 @@ contacts = sa.Table(
     sa.Column("consent_changed_at", sa.Float),
     # Meta's per-user marketing cap was reached (error 131049): no marketing before this.
     sa.Column("marketing_backoff_until", sa.Float),
+    # The customer sent STOPALL (or an equivalent): no utility templates either (order
+    # updates), not only no marketing. Cleared by START and any new opt-in.
+    sa.Column("stopped_all_at", sa.Float),
 )
 
 # Every identifier a contact has had: phone numbers and BSUIDs (and parent BSUIDs). The
@@ -150,7 +155,10 @@ contact_identifiers = sa.Table(
     sa.Column("active", sa.Boolean, nullable=False),
     sa.Column("added_at", sa.Float, nullable=False),
     sa.Column("retired_at", sa.Float),
+    # shop.suppression.number_hash(identifier): audiences join it with the suppression list.
+    sa.Column("identifier_hash", sa.String(64)),
     sa.Index("ix_contact_identifiers_contact", "contact_id"),
+    sa.Index("ix_contact_identifiers_hash", "identifier_hash"),
 )
 
 # Every change of a contact's marketing consent: when, what, and how we learnt it.
@@ -165,6 +173,9 @@ consent_events = sa.Table(
     sa.Column("message_id", sa.String(255)),
     sa.Column("detail", sa.Text),  # the keyword and its language, or the operator's note
     sa.Column("at", sa.Float, nullable=False),
+    # marketing (STOP, Meta's Stop button, 131050, opt-ins) | all (STOPALL: utility
+    # templates too; an opt-in that lifted it)
+    sa.Column("scope", sa.String(16), nullable=False, server_default="marketing"),
     sa.Index("ix_consent_events_contact", "contact_id"),
 )
 
@@ -176,6 +187,8 @@ suppressed_numbers = sa.Table(
     metadata,
     sa.Column("number_hash", sa.String(64), primary_key=True),
     sa.Column("since", sa.Float, nullable=False),
+    # marketing | all (the person had sent STOPALL: no utility templates either)
+    sa.Column("scope", sa.String(16), nullable=False, server_default="marketing"),
 )
 
 contact_labels = sa.Table(
@@ -394,6 +407,20 @@ def _identify_legacy_contacts(conn: Connection) -> None:
             conn.execute(contacts.update().where(contacts.c.contact_id == contact_id).values(phone=contact_id))
 
 
+def _hash_identifiers(conn: Connection) -> None:
+    """Identifiers recorded before `identifier_hash` get it (and its index), so the
+    suppression list can be joined in SQL."""
+    rows = conn.execute(
+        sa.select(contact_identifiers.c.identifier).where(contact_identifiers.c.identifier_hash.is_(None)).distinct()
+    ).scalars().all()
+    for identifier in rows:
+        conn.execute(contact_identifiers.update().where(contact_identifiers.c.identifier == identifier)
+                     .values(identifier_hash=number_hash(identifier)))
+    for index in contact_identifiers.indexes:
+        if index.name == "ix_contact_identifiers_hash":
+            index.create(conn, checkfirst=True)
+
+
 MIGRATIONS: List[Tuple[int, Callable[[Connection], None]]] = [
     (1, _add_column(contacts, "marketing_consent")),
     (2, _add_column(contacts, "consent_changed_at")),
@@ -415,6 +442,12 @@ MIGRATIONS: List[Tuple[int, Callable[[Connection], None]]] = [
     # wa_inbox.wa_id was VARCHAR(64); its successor `sender` holds BSUIDs (up to 131 characters).
     (22, _widen_column(inbox, "sender")),
     (23, _add_column(outbound, "payload_hash")),
+    # 50-59: audiences (shop/audiences.py) and the STOPALL scope.
+    (50, _add_column(contact_identifiers, "identifier_hash")),
+    (51, _hash_identifiers),
+    (52, _add_column(contacts, "stopped_all_at")),
+    (53, _add_column(consent_events, "scope")),
+    (54, _add_column(suppressed_numbers, "scope")),
 ]
 
 
