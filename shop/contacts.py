@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection
 
 from shop.db import insert, placeholder
 from shop.schema import consent_events, contact_identifiers, contact_labels, contacts, handoffs, media, outbound, outbox
+from shop.suppression import number_hash
 
 SERVICE_WINDOW_SECONDS = 24 * 60 * 60
 NEW_CUSTOMER = "new customer"  # the label every new contact gets
@@ -199,7 +200,8 @@ def link(conn: Connection, contact_id: str, ids: Identifiers, at: float) -> None
             )
         else:
             conn.execute(contact_identifiers.insert().values(
-                identifier=value, contact_id=contact_id, kind=kind, active=True, added_at=at))
+                identifier=value, contact_id=contact_id, kind=kind, active=True, added_at=at,
+                identifier_hash=number_hash(value)))
         if kind in (PHONE, USER_ID):
             conn.execute(contacts.update().where(contacts.c.contact_id == contact_id).values(**{kind: value}))
 
@@ -215,7 +217,8 @@ def retire(conn: Connection, contact_id: str, identifiers: Sequence[str], at: fl
         ).rowcount
         if not updated:
             conn.execute(contact_identifiers.insert().values(
-                identifier=value, contact_id=contact_id, kind=kind, active=False, added_at=at, retired_at=at))
+                identifier=value, contact_id=contact_id, kind=kind, active=False, added_at=at, retired_at=at,
+                identifier_hash=number_hash(value)))
 
 
 def apply_change(conn: Connection, previous: Identifiers, current: Identifiers, at: float) -> Resolution:
@@ -273,6 +276,9 @@ def merge(conn: Connection, survivor: str, other: str, at: float) -> None:
                      .on_conflict_do_nothing(index_elements=["identifier", "contact_id"]))
     conn.execute(contact_identifiers.delete().where(contact_identifiers.c.contact_id == other))
     latest_consent = max((keep, gone), key=lambda c: c.consent_changed_at or 0)
+    # STOPALL is part of the consent: it follows the latest change too.
+    stopped_all = {c: conn.execute(sa.select(contacts.c.stopped_all_at).where(contacts.c.contact_id == c)).scalar()
+                   for c in (survivor, other)}
     conn.execute(contacts.delete().where(contacts.c.contact_id == other))
     conn.execute(
         contacts.update().where(contacts.c.contact_id == survivor).values(
@@ -284,6 +290,7 @@ def merge(conn: Connection, survivor: str, other: str, at: float) -> None:
             username=keep.username or gone.username,
             marketing_consent=latest_consent.marketing_consent,
             consent_changed_at=latest_consent.consent_changed_at,
+            stopped_all_at=stopped_all[other if latest_consent is gone else survivor],
         )
     )
     # Where the survivor knew no number (or BSUID), the other's becomes its current one.

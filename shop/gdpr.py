@@ -2,7 +2,8 @@
 
 What erasure keeps: if the contact had opted out, keyed hashes of every identifier it
 had (phone numbers and business-scoped user ids, current and former) stay in
-`suppressed_numbers` (no name, no messages, no dates other than since when). That is
+`suppressed_numbers` (no name, no messages, no dates other than since when), with the
+opt-out's scope (`all` after a STOPALL: no order updates either). That is
 what is needed to keep honouring the opt-out if the customer comes back or is imported
 again, by number or by BSUID; the identifiers cannot be read back from the hashes.
 Nothing else remains.
@@ -54,12 +55,13 @@ def erase(conn: Connection, contact_id: str, at: Optional[float] = None) -> Dict
     tracker store). Returns counts."""
     identifiers = [r["identifier"] for r in contact_records.identifiers_of(conn, contact_id)]
     if consent.status(conn, contact_id) == consent.OPTED_OUT:
+        # A STOPALL is kept as such: no order updates either if they come back.
+        scope = consent.ALL if consent.stopped_all(conn, contact_id) else consent.MARKETING
         for digest in consent.identifier_hashes(conn, contact_id):
-            conn.execute(
-                insert(conn, suppressed_numbers)
-                .values(number_hash=digest, since=at or time.time())
-                .on_conflict_do_nothing(index_elements=["number_hash"])
-            )
+            statement = insert(conn, suppressed_numbers).values(number_hash=digest, since=at or time.time(), scope=scope)
+            conn.execute(statement.on_conflict_do_update(
+                index_elements=["number_hash"], set_={"scope": scope}) if scope == consent.ALL else
+                statement.on_conflict_do_nothing(index_elements=["number_hash"]))
     counts = {}
     # The contact first: on PostgreSQL that waits for writers holding the contact's row
     # (a status of the last answer, see contacts.exists), and the deletes after it see
