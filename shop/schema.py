@@ -346,6 +346,21 @@ messaging_reach = sa.Table(
     sa.Index("ix_messaging_reach_at", "reached_at"),
 )
 
+# The WhatsApp Business Account's message templates as Meta last listed them
+# (python -m shop templates sync; shop/templates.py): only APPROVED ones are sent.
+wa_templates = sa.Table(
+    "wa_templates",
+    metadata,
+    sa.Column("name", sa.String(512), primary_key=True),
+    sa.Column("language", sa.String(16), primary_key=True),  # Meta's code: en, de, zh_CN
+    sa.Column("category", sa.String(32), nullable=False),  # marketing | utility | authentication (Meta's, lowercase)
+    sa.Column("status", sa.String(32), nullable=False),  # APPROVED | PENDING | REJECTED | PAUSED | DISABLED | ...
+    sa.Column("quality", sa.String(16)),  # GREEN | YELLOW | RED | UNKNOWN
+    sa.Column("meta_id", sa.String(64)),
+    sa.Column("reason", sa.Text),  # rejected_reason
+    sa.Column("synced_at", sa.Float, nullable=False),
+)
+
 schema_migrations = sa.Table(
     "schema_migrations",
     metadata,
