@@ -10,7 +10,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ConversationPaused, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from shop import formatting, handoffs, hours, i18n
+from shop import formatting, handoffs, hours, i18n, words
 from shop.db import get_database
 from shop.facts import WEEKDAYS, Facts, load_facts
 
@@ -31,8 +31,8 @@ def reason_for(text: str, message_type: Optional[str], preset: Optional[str]) ->
     if message_type == "order":
         return "order"
     lowered = (text or "").lower()
-    for reason, words in REASON_WORDS:
-        if any(word in lowered for word in words):
+    for reason, phrases in REASON_WORDS:
+        if any(word in lowered for word in phrases):
             return reason
     return "human_handoff"
 
@@ -57,7 +57,9 @@ def opening_hours_text(facts: Facts, language: Optional[str] = None) -> str:
 
 
 def handoff_message(label: str, facts: Facts, at: dt.datetime, language: Optional[str] = None) -> Dict[str, Any]:
-    """What happens next: a colleague now, or when the team is back (shop time zone)."""
+    """What happens next: a colleague now, or when the team is back (shop time zone). The
+    label (handoff.yml's key, the desk's queue) is named as the language names the team."""
+    label = words.label(label, language)
     if hours.is_open(facts, at):
         return {"response": "utter_handoff_requested", "label": label}
     message: Dict[str, Any] = {"response": "utter_handoff_away", "label": label, "opening_hours": opening_hours_text(facts, language)}

@@ -8,17 +8,18 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.handoff import request_handoff
-from shop import formatting, i18n
+from shop import formatting, i18n, words
 from shop.facts import Order, find_order_id, load_facts
 
 MAX_LOOKUPS = 2  # an unknown order number twice: a person looks into it
 
 
 def status_message(order: Order, language: Optional[str] = None) -> Dict[str, Any]:
-    """The response that tells the order's status, with its values."""
+    """The response that tells the order's status, with its values. The carrier, payment
+    method and status are shop.yml's keys; the customer reads its language's word."""
     values: Dict[str, Any] = {"order_id": order.order_id}
     if order.status == "shipped":
-        values.update(carrier=order.carrier, tracking=order.tracking)
+        values.update(carrier=words.carrier(order.carrier, language), tracking=order.tracking)
         if order.eta:
             return {"response": "utter_order_shipped_eta", **values, "eta": formatting.duration(order.eta, language)}
         return {"response": "utter_order_shipped", **values}
@@ -28,9 +29,9 @@ def status_message(order: Order, language: Optional[str] = None) -> Dict[str, An
         return {"response": "utter_order_delivered", **values, "date": formatting.date(order.delivered_on, language)}
     if order.status == "awaiting payment":
         if order.payment_method:
-            return {"response": "utter_order_awaiting_payment_method", **values, "payment_method": order.payment_method}
+            return {"response": "utter_order_awaiting_payment_method", **values, "payment_method": words.payment_method(order.payment_method, language)}
         return {"response": "utter_order_awaiting_payment", **values}
-    return {"response": "utter_order_other_status", **values, "status": order.status}
+    return {"response": "utter_order_other_status", **values, "status": words.order_status(order.status, language)}
 
 
 class ValidateOrderStatusForm(FormValidationAction):

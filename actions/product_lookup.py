@@ -12,7 +12,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar
 
-from shop import formatting, i18n
+from shop import formatting, i18n, words
 from shop.catalog import Catalog, Product
 
 # WhatsApp Cloud API limits (/work/shared/whatsapp-cloud-api.md). The channel would trim
@@ -125,9 +125,14 @@ def is_gift_card(product: Product) -> bool:
     return product.category == GIFT_CARDS
 
 
-def sizes_text(product: Product) -> str:
+def size_names(sizes: Sequence[str], language: Optional[str] = None) -> List[str]:
+    """The catalog's sizes as the language writes them ("one size" -> "Einheitsgröße")."""
+    return [words.size(s, language) for s in sizes]
+
+
+def sizes_text(product: Product, language: Optional[str] = None) -> str:
     """"S, M, L"; nothing for gift cards, whose "one size" means nothing to a customer."""
-    return "" if is_gift_card(product) else ", ".join(product.sizes)
+    return "" if is_gift_card(product) else ", ".join(size_names(product.sizes, language))
 
 
 # ----------------------------------------------------------------- sizes and colours
@@ -348,7 +353,7 @@ def product_row(product: Product, intent: str = "product_info", language: Option
     if not product.in_stock:
         parts.append(i18n.text("utter_row_out_of_stock", language))
     description = " · ".join(p for p in parts if p)
-    sizes = sizes_text(product)
+    sizes = sizes_text(product, language)
     if sizes and len(f"{description} · {sizes}") <= ROW_DESCRIPTION_MAX:
         description = f"{description} · {sizes}"
     return {"title": title, "description": fit(description, ROW_DESCRIPTION_MAX), "payload": payload(intent, product=product.retailer_id)}

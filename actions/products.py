@@ -33,6 +33,7 @@ from actions.product_lookup import (
     price_text,
     resolve_product,
     short_name,
+    size_names,
     sizes_text,
     unique_titles,
     which_product_message,
@@ -54,7 +55,7 @@ def description(product: Product, language: Optional[str] = None) -> str:
 
 def sizes_line(product: Product, language: Optional[str] = None) -> str:
     """"Sizes: 39-42, 43-46" ("Size: M"); nothing for gift cards."""
-    sizes = sizes_text(product)
+    sizes = sizes_text(product, language)
     if not sizes:
         return ""
     return i18n.text("utter_sizes_line", language, sizes=sizes, count_form=formatting.plural_form(len(product.sizes), language))
@@ -188,7 +189,7 @@ def availability_messages(
     color_ok = match_color(product, color) if color else None
     no_size, no_color = bool(size) and not size_ok, bool(color) and not color_ok
     if no_size or no_color:
-        size_asked = normalize_size(size) if no_size and size else ""
+        size_asked = size_names([normalize_size(size)], language)[0] if no_size and size else ""
         color_asked = i18n.color_name(normalize_color(color), language) if no_color and color else ""
         wanted = join_words([w for w in (size_asked, color_asked) if w], language)
         others = [
@@ -202,7 +203,7 @@ def availability_messages(
                         else "utter_availability_no_size" if no_size else "utter_availability_no_color")
         message: Message = {
             "response": response, **base, "size": size_asked, "color": color_asked, "wanted": wanted,
-            "sizes": join_words(product.sizes, language), "colors": join_words(color_names(product.colors, language), language),
+            "sizes": join_words(size_names(product.sizes, language), language), "colors": join_words(color_names(product.colors, language), language),
             "alternatives": i18n.text("utter_availability_alternatives", language, wanted=wanted, products=bullet_list(others, language))
             if others else "",
         }
@@ -211,7 +212,7 @@ def availability_messages(
         return [message]
 
     count = {"count": product.stock, "count_form": formatting.plural_form(product.stock, language)}
-    wanted_words = [w for w in (size_ok, color_ok and i18n.color_name(color_ok, language)) if w]
+    wanted_words = [w for w in (size_ok and size_names([size_ok], language)[0], color_ok and i18n.color_name(color_ok, language)) if w]
     if wanted_words:
         wanted = join_words(wanted_words, language)
         if product.stock < LOW_STOCK:

@@ -38,14 +38,17 @@ from connectors.inbox import Dispatcher, WorkerIdentity
 from connectors.inbox_writer import InboxRecorder, WebhookListener
 from connectors.outbound import WhatsAppSender
 from connectors.processing import EventProcessor
-from shop import gdpr, outbox
+from shop import gdpr, i18n, outbox, words
 from shop.db import Database, get_database
 
 logger = logging.getLogger(__name__)
 
 CHANNEL = "whatsapp"
-DEFAULT_LIST_LABEL = "Options"
-DEFAULT_BUTTONS_BODY = "Please choose:"
+# The channel's own words, per language (locales/<lang>/words.yml, `channel`), in the
+# message's language (the NLG sends it along), else the shop's default.
+LIST_LABEL = "list_button"  # a list's button when the response names none
+MORE_OPTIONS = "more_options"  # the body of a long list's further messages
+BUTTONS_BODY = "buttons_body"  # buttons sent without a text
 ACK_SWITCH_INTERVAL = 0.0002  # seconds; see WhatsAppInput._start
 # Graph API versions expire about two years after release; v25.0 runs until 2028-07-29
 # (v21.0, the earlier default, expires on 2027-01-21). README: "Graph API version".
@@ -136,7 +139,8 @@ class WhatsAppOutput(OutputChannel):
         """<= 3 buttons with titles that stay distinct within 20 characters: reply
         buttons. More, rows with descriptions, or titles that would read the same
         (Meta refuses those): list message(s), whose rows have 24 characters and a
-        description."""
+        description. The channel's own words (list button, "More options (2/3)") come
+        in the message's `language`."""
         rows = [
             wire.Row(
                 str(b.get("payload") or b.get("title")),
@@ -149,7 +153,10 @@ class WhatsAppOutput(OutputChannel):
             len(rows) <= wire.REPLY_BUTTONS_MAX and not any(r.description for r in rows)
             and wire.button_titles_unique([r.title for r in rows])
         )
-        chunks = wire.split_text(text or DEFAULT_BUTTONS_BODY, wire.INTERACTIVE_BODY_MAX if as_buttons else wire.LIST_BODY_MAX)
+        language = i18n.normalize(kwargs.get("language")) or i18n.default_language()
+        chunks = wire.split_text(
+            text or words.channel_text(BUTTONS_BODY, language), wire.INTERACTIVE_BODY_MAX if as_buttons else wire.LIST_BODY_MAX
+        )
         for chunk in chunks[:-1]:
             await self._deliver(recipient_id, functools.partial(wire.text_message, body=chunk))
         body = chunks[-1]
@@ -159,10 +166,10 @@ class WhatsAppOutput(OutputChannel):
         if len(rows) <= wire.REPLY_BUTTONS_MAX and not any(r.description for r in rows):
             # Titles that read the same as buttons: the full title as the description.
             rows = [wire.Row(r.id, r.title, r.title if len(r.title) > wire.LIST_ROW_TITLE_MAX else "") for r in rows]
-        label = kwargs.get("button_label") or DEFAULT_LIST_LABEL
+        label = kwargs.get("button_label") or words.channel_text(LIST_LABEL, language)
         pages = [rows[i : i + wire.LIST_ROWS_MAX] for i in range(0, len(rows), wire.LIST_ROWS_MAX)]
         for number, page in enumerate(pages, 1):
-            page_body = body if number == 1 else f"More options ({number}/{len(pages)})"
+            page_body = body if number == 1 else words.channel_text(MORE_OPTIONS, language, page=number, pages=len(pages))
             section = wire.Section(kwargs.get("section_title", ""), tuple(page))
             await self._deliver(recipient_id, functools.partial(wire.list_message, body=page_body, button_label=label, sections=[section]))
 

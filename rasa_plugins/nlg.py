@@ -14,7 +14,9 @@ from that language's responses.yml when it has it, else from the domain (English
 Variations, `channel`-specific variations, conditions, buttons, images, `custom` payloads
 and `{placeholder}` filling work as in Rasa's TemplatedNaturalLanguageGenerator (which
 this is, for Rasa: the agent hands it the model's responses on every model load); the
-few additions are described in shop/i18n.py.
+few additions are described in shop/i18n.py. The message carries its `language` to the
+output channel (a key of the bot message's metadata, which Rasa hands to the channel's
+send methods), so the channel's own words come in the same language.
 """
 import logging
 from pathlib import Path
@@ -77,7 +79,11 @@ class LocaleNaturalLanguageGenerator(TemplatedNaturalLanguageGenerator):
         values = {**filled_slots, **{k: v for k, v in kwargs.items() if k not in NOT_VALUES}, LANGUAGE: language}
         if language != i18n.ENGLISH and not i18n.locale_responses(language, self.locales).get(utter_action):
             self._log_missing(utter_action, language)
-        return i18n.render(utter_action, language, values, output_channel, english=self.responses, directory=self.locales)
+        message = i18n.render(utter_action, language, values, output_channel, english=self.responses, directory=self.locales)
+        if message is not None:
+            # The channel's own words (a list's button, "More options (2/3)") follow it.
+            message.setdefault(LANGUAGE, language)
+        return message
 
     def _log_missing(self, utter_action: str, language: str) -> None:
         if (utter_action, language) in self._missing_logged:

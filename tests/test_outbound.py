@@ -101,6 +101,26 @@ async def test_more_than_ten_choices_are_paged_into_several_lists(graph, sender,
     assert lists[0]["body"]["interactive"]["action"]["button"] == "See all choices ple…"
 
 
+@pytest.mark.parametrize("language,label,second", [
+    ("ka", "ვარიანტები", "სხვა ვარიანტები (2/3)"), ("zh", "选项", "更多选项（2/3）"), ("de", "Optionen", "Weitere Optionen (2/3)"),
+    (None, "Options", "More options (2/3)"),
+])
+async def test_the_channels_own_words_come_in_the_messages_language(graph, sender, contact, language, label, second):
+    """A long list's further messages and a list without a button label of its own: in
+    the language the NLG sent with the message (no language: the shop's default)."""
+    buttons = [{"title": f"Choice {i}", "payload": f"/c{i}"} for i in range(23)]
+    await output(sender).send_response(contact, {"text": "All choices", "buttons": buttons, "language": language})
+    lists = [r["body"]["interactive"] for r in await graph.requests()]
+    assert [i["body"]["text"] for i in lists] == ["All choices", second, second.replace("2", "3", 1)]
+    assert {i["action"]["button"] for i in lists} == {label}
+
+
+async def test_buttons_without_a_text_get_a_body_in_the_language(graph, sender, contact):
+    await output(sender).send_text_with_buttons(contact, "", [{"title": "Ja", "payload": "/affirm"}], language="de")
+    (sent,) = [r["body"] for r in await graph.requests()]
+    assert sent["interactive"]["body"]["text"] == "Bitte auswählen:"
+
+
 async def test_long_text_is_split_into_meta_sized_messages(graph, sender, contact):
     paragraph = "Our merino socks are knitted in Portugal. " * 40
     await output(sender).send_text_message(contact, "\n\n".join([paragraph] * 4))

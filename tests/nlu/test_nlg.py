@@ -147,6 +147,16 @@ async def test_the_language_sent_with_the_response_wins_over_the_slot(locales):
     assert (await generate("utter_greet", "de", name="Kim", language="en"))["text"] == "Hello Kim!"
 
 
+async def test_the_message_carries_its_language_to_the_channel(locales, monkeypatch):
+    """The WhatsApp channel writes its own words (a list's button, "More options") in it."""
+    assert (await generate("utter_greet", "de", name="Kim"))["language"] == "de"
+    assert (await generate("utter_greet", "en", name="Kim", language="zh-Hans"))["language"] == "zh"
+    # English text (the locale lacks the response), but the conversation is German.
+    assert (await generate("utter_only_english", "de", name="Kim"))["language"] == "de"
+    monkeypatch.setenv("SHOP_DEFAULT_LANGUAGE", "ka")
+    assert (await generate("utter_greet", name="Kim"))["language"] == "ka"
+
+
 async def test_without_a_language_the_shops_default(locales, monkeypatch):
     assert (await generate("utter_greet", name="Kim"))["text"] == "Hello Kim!"
     monkeypatch.setenv("SHOP_DEFAULT_LANGUAGE", "de")
