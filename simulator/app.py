@@ -13,6 +13,7 @@ from urllib.parse import quote, urlsplit
 from aiohttp import web
 
 from . import graph_api
+from .business_profile import BusinessProfile
 from .catalog import Catalog
 from .config import SimulatorConfig
 from .customer import MEDIA_MIME_TYPES, CustomerInputError, build_inbound_message
@@ -103,6 +104,7 @@ class Simulator:
         self.catalog = catalog or Catalog.load(config.resolved_catalog_path(), config.catalog_id)
         self.state = SimulatorState()
         self.sender = WebhookSender(config, self.state.webhooks)
+        self.profile = BusinessProfile()
 
     # ------------------------------------------------------------------ routes
 
@@ -110,6 +112,8 @@ class Simulator:
         api = "/sim/api"
         return [
             web.post(f"/{{version:{VERSION_PATTERN}}}/{{phone_number_id}}/messages", self.graph_messages),
+            web.get(f"/{{version:{VERSION_PATTERN}}}/{{phone_number_id}}/whatsapp_business_profile", self.graph_profile),
+            web.post(f"/{{version:{VERSION_PATTERN}}}/{{phone_number_id}}/whatsapp_business_profile", self.graph_profile),
             # Media URL of a customer's photo/file (one path segment: the media id).
             web.get(f"/{{version:{VERSION_PATTERN}}}/{{media_id:[^/]+}}", self.graph_media),
             web.route("*", f"/{{version:{VERSION_PATTERN}}}/{{tail:.*}}", self.graph_unknown),
@@ -117,6 +121,7 @@ class Simulator:
             web.get("/", self.index),
             web.get(f"{api}/status", self.status),
             web.get(f"{api}/catalog", self.get_catalog),
+            web.get(f"{api}/profile", self.get_profile),
             web.get(f"{api}/chats", self.list_chats),
             web.post(f"{api}/chats", self.create_customer),
             # {chat_id}: the customer's BSUID or phone number.
@@ -209,6 +214,22 @@ class Simulator:
             await response.write_eof()
             after()
         return response
+
+    async def graph_profile(self, request: web.Request) -> web.Response:
+        """``GET|POST /{version}/{phone_number_id}/whatsapp_business_profile``
+        (simulator/business_profile.py)."""
+        record, body, parsed = await self._open_record(request)
+        try:
+            self._authorize(request)
+            phone_number_id = request.match_info["phone_number_id"]
+            if phone_number_id != self.config.phone_number_id:
+                raise graph_api.unknown_object(phone_number_id, method=request.method.lower())
+            if request.method == "GET":
+                return self._close_record(record, 200, self.profile.read(request.query.get("fields")))
+            result = self.profile.update(body if parsed else None, self.state.clock.now())
+        except GraphApiError as exc:
+            return self._close_record(record, exc.http_status, exc.to_body())
+        return self._close_record(record, 200, result)
 
     async def graph_unknown(self, request: web.Request) -> web.Response:
         record, _, _ = await self._open_record(request)
@@ -460,6 +481,9 @@ class Simulator:
 
     async def get_catalog(self, request: web.Request) -> web.Response:
         return web.json_response(self.catalog.to_json())
+
+    async def get_profile(self, request: web.Request) -> web.Response:
+        return web.json_response(self.profile.to_json())
 
     async def list_chats(self, request: web.Request) -> web.Response:
         return web.json_response([chat.summary() for chat in self.state.chats.values()])
@@ -891,6 +915,7 @@ class Simulator:
         # Open pages reconnect (EventSource does) and get a fresh snapshot.
         self.state.hub.close_all()
         self.state.reset()
+        self.profile.reset()
         return web.json_response({"reset": True})
 
 

@@ -223,6 +223,33 @@
     $('sheet-body').replaceChildren();
   }
 
+  // ------------------------------------------------------------------ business profile
+
+  const PROFILE_FIELDS = [
+    ['description', 'Description'], ['address', 'Address'], ['email', 'Email'],
+    ['websites', 'Websites'], ['vertical', 'Category'],
+  ];
+
+  /** Tapping the shop's name shows its business profile, as WhatsApp does (set through
+   *  POST /{version}/{phone_number_id}/whatsapp_business_profile, e.g. `python -m shop profile push`). */
+  async function openProfile() {
+    let profile = {};
+    try {
+      profile = (await api('/profile')).profile || {};
+    } catch (error) {
+      openSheet(state.config.shop_name, h('p', { class: 'profile-about' }, `Profile unavailable: ${error.message}`));
+      return;
+    }
+    const fields = PROFILE_FIELDS.filter(([name]) => profile[name] && profile[name].length)
+      .map(([name, label]) => h('div', { class: 'profile-field', 'data-testid': `profile-${name}` },
+        h('span', { class: 'label' }, label),
+        h('span', { class: 'value' }, Array.isArray(profile[name]) ? profile[name].join('\n') : profile[name])));
+    openSheet(state.config.shop_name,
+      h('p', { class: 'profile-about', 'data-testid': 'profile-about' },
+        profile.about || 'No business profile set yet (python -m shop profile push).'),
+      fields);
+  }
+
   function openListSheet(message) {
     const interactive = message.payload.interactive;
     const action = interactive.action;
@@ -985,6 +1012,8 @@
     $('reply-cancel').addEventListener('click', clearPendingContext);
     $('back').addEventListener('click', () => { location.hash = ''; });
     $('cart-open').addEventListener('click', openCart);
+    $('profile-open').addEventListener('click', openProfile);
+    $('profile-open').addEventListener('keydown', (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); openProfile(); } });
     $('sheet-close').addEventListener('click', closeSheet);
     $('sheet-backdrop').addEventListener('click', (e) => { if (e.target === e.currentTarget) closeSheet(); });
     document.addEventListener('keydown', (e) => { if (e.key === 'Escape') closeSheet(); });
