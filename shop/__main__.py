@@ -10,6 +10,9 @@ A contact is named by a phone number (any formatting), a business-scoped user id
     python -m shop purge [--dry-run]                         # retention: delete what is older than SHOP_RETENTION_DAYS
     python -m shop agent add Ana --labels "customer support,returns"   # prints Ana's desk token
     python -m shop agent list | python -m shop agent remove Ana
+    python -m shop order update LT-10421 shipped --carrier DHL --tracking 00340434161234567890
+    python -m shop order show LT-10421                       # an order's state and history
+    python -m shop profile push | python -m shop profile show   # WhatsApp business profile from the facts
 
 The tracker store is the one the endpoints file configures (RASA_ENDPOINTS, default
 endpoints.yml); the shop database is SHOP_DB_URL (default var/shop.db).
@@ -31,6 +34,7 @@ with warnings.catch_warnings():  # Rasa's dependencies warn about themselves at 
 
 from shop import agents, consent, contacts, gdpr, retention  # noqa: E402
 from shop.db import get_database  # noqa: E402
+from shop import order_commands, profile  # noqa: E402
 
 
 def _endpoints(args: argparse.Namespace) -> Path:
@@ -179,6 +183,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--dry-run", action="store_true", help="only count, per table, what would be deleted")
     p.add_argument("--days", help="retention period in days (default: $SHOP_RETENTION_DAYS or 365)")
     p.set_defaults(run=purge)
+    order_commands.add_command(commands)
+    profile.add_command(commands)
     args = parser.parse_args(argv)
     if args.command == "agent" and args.action in ("add", "remove") and not args.name:
         parser.error("agent add/remove needs a NAME")
