@@ -35,6 +35,7 @@ with warnings.catch_warnings():  # Rasa's dependencies warn about themselves at 
 from shop import agents, consent, contacts, gdpr, retention  # noqa: E402
 from shop.db import get_database  # noqa: E402
 from shop import order_commands, profile  # noqa: E402
+from shop import campaign_commands  # noqa: E402
 
 
 def _endpoints(args: argparse.Namespace) -> Path:
@@ -185,6 +186,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.set_defaults(run=purge)
     order_commands.add_command(commands)
     profile.add_command(commands)
+    campaign_commands.add_parser(commands)
     args = parser.parse_args(argv)
     if args.command == "agent" and args.action in ("add", "remove") and not args.name:
         parser.error("agent add/remove needs a NAME")

@@ -371,7 +371,7 @@ def recover(conn: Connection, now: float, own_previous: Optional[str] = None,
     owners = sorted(dead)
     unknown = conn.execute(campaign_sends.update().where(
         campaign_sends.c.claimed_by.in_(owners), campaign_sends.c.state == SENDING).values(
-        state=UNKNOWN, claimed_by=None, updated_at=now,
+        state=UNKNOWN, updated_at=now,
         reason="the sender stopped while sending: Meta may have delivered it; not sent again")).rowcount
     released = conn.execute(campaign_sends.update().where(
         campaign_sends.c.claimed_by.in_(owners), campaign_sends.c.state == QUEUED).values(
@@ -510,7 +510,8 @@ class Result:
 
 
 def record(conn: Connection, results: Sequence[Result], now: float) -> List[int]:
-    """Records the outcome of the Graph API calls (one transaction for a group); a sent
+    """Records the outcome of the Graph API calls (one transaction for a group; rows keep
+    `claimed_by`: which sender handled them); a sent
     message gets its wa_outbound row (origin broadcast, broadcast_id = the campaign id)
     so status webhooks count per campaign. Returns the campaigns it paused."""
     paused: List[int] = []
@@ -522,19 +523,19 @@ def record(conn: Connection, results: Sequence[Result], now: float) -> List[int]
         where = campaign_sends.c.id == send.id
         if result.outcome == SENT:
             conn.execute(campaign_sends.update().where(where).values(
-                state=SENT, message_id=result.message_id, sent_at=now, updated_at=now, claimed_by=None, reason=None))
+                state=SENT, message_id=result.message_id, sent_at=now, updated_at=now, reason=None))
             messages.record_sent(cursor, dialect, result.message_id, send.contact_id, "template", origin=origin,
                                  broadcast_id=broadcast_id, at=now)
         elif result.outcome == UNKNOWN:
             conn.execute(campaign_sends.update().where(where).values(
-                state=UNKNOWN, reason=result.reason, error_code=result.error_code, updated_at=now, claimed_by=None))
+                state=UNKNOWN, reason=result.reason, error_code=result.error_code, updated_at=now))
         elif result.outcome == "retry":
             conn.execute(campaign_sends.update().where(where).values(
                 state=QUEUED, reason=result.reason, error_code=result.error_code, updated_at=now, claimed_by=None,
                 claimed_at=None, not_before=result.not_before if result.not_before is not None else now))
         else:
             conn.execute(campaign_sends.update().where(where).values(
-                state=FAILED, reason=result.reason, error_code=result.error_code, updated_at=now, claimed_by=None))
+                state=FAILED, reason=result.reason, error_code=result.error_code, updated_at=now))
             messages.record_failure(conn, send.contact_id, "template",
                                     messages.SendFailure(result.error_code or 0, result.reason), origin=origin,
                                     broadcast_id=broadcast_id, at=now)
@@ -553,3 +554,47 @@ def states(conn: Connection, campaign_id: Optional[int] = None) -> Dict[str, int
     if campaign_id is not None:
         query = query.where(campaign_sends.c.campaign_id == campaign_id)
     return {s: n for s, n in conn.execute(query).all()}
+
+
+# ------------------------------------------------------------- the shop's own hooks
+
+
+def shop_hooks(default_language: str, templates_path: Optional[str] = None) -> Dict[str, Any]:
+    """The audience, consent and template functions campaigns use (shop.audiences,
+    shop.templates): `select` and `pick` for `start`, `ineligible` and `build` for the
+    sender. Tests may pass their own."""
+    from pathlib import Path
+
+    from shop import audiences, templates
+
+    loaded = templates.load(Path(templates_path) if templates_path else None)
+
+    def select(conn: Connection, spec: Mapping[str, Any], now: float, category: str) -> Tuple[List[str], Dict[str, int]]:
+        audience = audiences.select(conn, audiences.AudienceSpec.from_json(json.dumps(dict(spec))), now, category)
+        return list(audience.recipients), dict(audience.excluded)
+
+    def pick(conn: Connection, name: str, language: Optional[str]) -> Optional[str]:
+        template = templates.pick(conn, loaded, name, language or default_language, default_language)
+        return template.language if template is not None else None
+
+    def build(conn: Connection, send: Send) -> Optional[Dict[str, Any]]:
+        """The `template` object of a send; None if no longer approved (Meta paused it)."""
+        template = templates.pick(conn, loaded, send.template, send.language, None)
+        if template is None:
+            return None
+        return templates.message(template, send.params.get("body", ()), send.params.get("header", ()),
+                                 send.params.get("buttons", ()))
+
+    def category_of(conn: Connection, name: str) -> Optional[str]:
+        template = templates.pick(conn, loaded, name, default_language, default_language)
+        return template.category if template is not None else None
+
+    def check(conn: Connection, name: str, spec: Mapping[str, str]) -> None:
+        """Raises ValueError if the parameters do not fit the template (count, values)."""
+        for template in loaded:
+            if template.name == name:
+                resolved = resolve_params(spec, {"profile_name": "Kim", "username": "kim"})
+                templates.message(template, resolved.get("body", ()), resolved.get("header", ()), resolved.get("buttons", ()))
+
+    return {"select": select, "pick": pick, "build": build, "ineligible": audiences.ineligible,
+            "category_of": category_of, "check": check}
