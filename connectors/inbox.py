@@ -17,7 +17,7 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Coroutine, Deque, Dict, Iterable, List, Optional, Sequence, Set, TypeVar, Union
+from typing import Any, Awaitable, Callable, Coroutine, Deque, Dict, Iterable, List, Optional, Sequence, Set, Tuple, TypeVar, Union
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -227,6 +227,15 @@ def purge(cursor: Any, dialect: str, older_than: float, limit: int = 5000) -> in
 
 def pending_count(conn: Connection) -> int:
     return conn.execute(sa.select(sa.func.count()).select_from(inbox).where(inbox.c.state == "pending")).scalar_one()
+
+
+def backlog(conn: Connection) -> Tuple[int, Optional[float]]:
+    """Events acknowledged and not processed yet, and when the oldest was received (for
+    the metrics; the state index keeps it cheap however many done rows are kept)."""
+    count, oldest = conn.execute(
+        sa.select(sa.func.count(), sa.func.min(inbox.c.received_at)).where(inbox.c.state == "pending")
+    ).one()
+    return int(count), oldest
 
 
 # ----------------------------------------------------------------------- processing

@@ -195,6 +195,7 @@ async def serve_with_webhooks(url: str, listener: WebhookListener, owner: str) -
     only if another connection is writing or earlier webhooks are still waiting there."""
     from aiohttp import web  # only a listening writer needs it
 
+    from connectors import metrics
     from connectors.inbound import read_webhook, subscription_challenge
 
     loop = asyncio.get_running_loop()
@@ -208,6 +209,7 @@ async def serve_with_webhooks(url: str, listener: WebhookListener, owner: str) -
 
     async def receive(request: web.Request) -> web.Response:
         nonlocal waiting
+        started = time.perf_counter()
         verdict = read_webhook(await request.read(), request.headers.get("X-Hub-Signature-256"), listener.app_secret)
         if verdict.events:
             try:
@@ -220,6 +222,7 @@ async def serve_with_webhooks(url: str, listener: WebhookListener, owner: str) -
                         waiting -= 1
             except Exception:
                 logger.exception("Could not record webhook; answering 500 so Meta redelivers it")
+                metrics.count_webhook("webhook", 500, started)
                 return web.json_response({"error": "temporarily unavailable"}, status=500)
         else:
             items = []
@@ -228,6 +231,7 @@ async def serve_with_webhooks(url: str, listener: WebhookListener, owner: str) -
         # with this process for a core.
         await answer.prepare(request)
         await answer.write_eof()
+        metrics.count_webhook("webhook", verdict.status, started)
         if items:
             tell_server({"received": [[i.seq, i.event_id, i.kind, i.sender, i.payload] for i in items]})
         return answer
@@ -236,9 +240,16 @@ async def serve_with_webhooks(url: str, listener: WebhookListener, owner: str) -
         challenge = subscription_challenge(request.query, listener.verify_token)
         return web.Response(text=challenge) if challenge is not None else web.Response(text="verification failed", status=403)
 
+    async def metrics_page(_: web.Request) -> web.Response:
+        """Prometheus text (multiprocess mode: the sum over the machine's processes). On
+        a thread: it reads files, and this loop acknowledges webhooks."""
+        body = await loop.run_in_executor(None, metrics.exposition)
+        return web.Response(body=body, headers={"Content-Type": metrics.CONTENT_TYPE})
+
     app = web.Application(client_max_size=LINE_LIMIT)
     app.router.add_post(WEBHOOK_PATH, receive)
     app.router.add_get(WEBHOOK_PATH, verify)
+    app.router.add_get(metrics.PATH, metrics_page)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     try:

@@ -24,7 +24,7 @@ import logging
 import os
 import sys
 import time
-from typing import Any, Awaitable, Callable, Coroutine, Dict, FrozenSet, List, Optional, Text
+from typing import Any, Awaitable, Callable, Coroutine, Dict, FrozenSet, List, Optional, Text, Tuple
 
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
 from rasa.shared.exceptions import RasaException
@@ -32,13 +32,14 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from connectors import inbound, signature, wire
+from connectors import inbound, metrics, readiness, signature, wire
 from connectors.graph_api import GraphApiClient, GraphApiConfig, GraphApiError, RetryPolicy
+from connectors import inbox as inbox_store
 from connectors.inbox import Dispatcher, WorkerIdentity
 from connectors.inbox_writer import InboxRecorder, WebhookListener
 from connectors.outbound import WhatsAppSender
 from connectors.processing import EventProcessor
-from shop import gdpr, i18n, outbox, words
+from shop import gdpr, handoffs, i18n, outbox, words
 from shop.db import Database, get_database
 
 logger = logging.getLogger(__name__)
@@ -200,6 +201,23 @@ class WhatsAppOutput(OutputChannel):
 # --------------------------------------------------------------------- the input channel
 
 
+def _shop_state(conn: Any, now: float) -> Tuple[Tuple[int, Optional[float]], Dict[str, Tuple[int, float]]]:
+    return inbox_store.backlog(conn), handoffs.waiting(conn, now)
+
+
+class _BlueprintWithRootMetrics(Blueprint):
+    """The channel's blueprint, which also serves `/metrics` at the server's root (where
+    Prometheus looks by default) when Rasa registers it under `/webhooks/whatsapp`."""
+
+    metrics_handler: Optional[Callable[[Request], Awaitable[HTTPResponse]]] = None
+
+    def register(self, app: Any, options: Any) -> Any:
+        registered = super().register(app, options)
+        if self.metrics_handler is not None and not any(route.path == metrics.PATH.strip("/") for route in app.router.routes):
+            app.add_route(self.metrics_handler, metrics.PATH, methods=["GET"], name="whatsapp_root_metrics")
+        return registered
+
+
 @dataclasses.dataclass(frozen=True)
 class WhatsAppSettings:
     graph: GraphApiConfig
@@ -278,6 +296,8 @@ class WhatsAppInput(InputChannel):
         self._sender: Optional[WhatsAppSender] = None
         self.processor: Optional[EventProcessor] = None
         self._recorder: Optional[InboxRecorder] = None
+        self._database_probe: Optional[readiness.DatabaseProbe] = None
+        self._lock_store_probe = readiness.LockStoreProbe()
 
     @property
     def db(self) -> Database:
@@ -307,7 +327,8 @@ class WhatsAppInput(InputChannel):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         self._on_new_message = on_new_message
-        webhook = Blueprint("whatsapp_webhook", __name__)
+        webhook = _BlueprintWithRootMetrics("whatsapp_webhook", __name__)
+        webhook.metrics_handler = self.metrics_page
 
         @webhook.get("/")
         async def health(request: Request) -> HTTPResponse:
@@ -321,6 +342,19 @@ class WhatsAppInput(InputChannel):
                 "sending": sending,
                 "outbox": await self.db.read(outbox.counts),
             })
+
+        @webhook.get("/live")
+        async def live(_: Request) -> HTTPResponse:
+            """Liveness: the process answers HTTP (nothing else is checked)."""
+            return response.json({"status": "alive"})
+
+        @webhook.get("/ready")
+        async def ready(request: Request) -> HTTPResponse:
+            """Readiness for a load balancer: 503 naming what is not ready."""
+            status, body = await self.readiness(getattr(request.app.ctx, "agent", None))
+            return response.json(body, status=status)
+
+        webhook.add_route(self.metrics_page, metrics.PATH, methods=["GET"], name="whatsapp_metrics")
 
         @webhook.get("/webhook")
         async def verify(request: Request) -> HTTPResponse:
@@ -350,19 +384,61 @@ class WhatsAppInput(InputChannel):
 
     async def acknowledge(self, body: bytes, signature_header: Optional[str]) -> HTTPResponse:
         """Verify, parse, record durably, answer. Processing happens after the answer."""
+        started = time.perf_counter()
         verdict = inbound.read_webhook(body, signature_header, self.settings.app_secret)
         if not verdict.events:
+            metrics.count_webhook("rasa", verdict.status, started)
             return response.json(verdict.answer, status=verdict.status)
         try:
             new_items = await self.recorder.record(verdict.events, self.me.instance_id, time.time())
         except Exception:
             logger.exception("Could not record webhook; answering 500 so Meta redelivers it")
+            metrics.count_webhook("rasa", 500, started)
             return response.json({"error": "temporarily unavailable"}, status=500)
         if self.dispatcher is not None and new_items:
             # After the answer is written: waking the dispatcher's thread makes it
             # compete for the GIL, which the answer should not wait for.
             asyncio.get_running_loop().call_soon(self.dispatcher.submit, new_items)
+        metrics.count_webhook("rasa", verdict.status, started)
         return response.json(verdict.answer, status=verdict.status)
+
+    # -- operations: readiness and metrics ------------------------------------------
+
+    async def readiness(self, agent: Any) -> Tuple[int, Dict[str, Any]]:
+        """(200 or 503, body): model, shop database, lock store, webhook port."""
+        if self._database_probe is None:
+            self._database_probe = readiness.DatabaseProbe(self.db)
+        writer = self._recorder.writer if self._recorder is not None else None
+        checks = [
+            readiness.model_check(agent),
+            await self._database_probe.check(),
+            await self._lock_store_probe.check(agent),
+            readiness.writer_check(
+                self.settings.webhook_port, writer.listening if writer is not None else None,
+                writer is not None and writer.running,
+            ),
+        ]
+        return readiness.verdict(checks)
+
+    async def snapshot(self, agent: Any) -> metrics.Snapshot:
+        """The state metrics read at scrape time (the database on its own threads; left
+        out, with a log line, if it does not answer in time)."""
+        now = time.time()
+        loaded, model = metrics.model_state(agent)
+        state: Dict[str, Any] = {}
+        try:
+            backlog, waiting = await asyncio.wait_for(self.db.read(_shop_state, now), readiness.CHECK_TIMEOUT_SECONDS)
+            state = dict(inbox_pending=backlog[0], inbox_oldest_received_at=backlog[1], handoffs_waiting=waiting)
+        except Exception as error:
+            logger.warning("Metrics: the shop database did not answer (%s); inbox and handoff gauges left out", error)
+        return metrics.Snapshot(now=now, model_loaded=loaded, model=model, sending_paused=self.client.paused, **state)
+
+    async def metrics_page(self, request: Request) -> HTTPResponse:
+        """Prometheus text: the counters of every process (multiprocess mode) and this
+        server's state."""
+        snapshot = await self.snapshot(getattr(request.app.ctx, "agent", None))
+        body = await asyncio.get_running_loop().run_in_executor(None, metrics.exposition, snapshot)
+        return response.raw(body, content_type=metrics.CONTENT_TYPE)
 
     # -- lifecycle ----------------------------------------------------------------
 

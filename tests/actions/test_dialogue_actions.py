@@ -1,4 +1,5 @@
 """Order status, handoff requests, fallback, greeting and out-of-scope actions."""
+import datetime as dt
 import inspect
 from typing import Any, Dict, List, Tuple
 
@@ -11,7 +12,7 @@ from actions.greet import ActionGreet
 from actions.handoff import ActionRequestHandoff, handoff_message, reason_for
 from actions.orders import ActionOrderStatus, ValidateOrderStatusForm, status_message
 from actions.out_of_scope import response_for
-from shop import contacts, handoffs
+from shop import contacts, handoffs, orders
 from shop.db import get_database
 from shop.facts import find_order_id, load_facts
 from tests.actions.support import DOMAIN, make_tracker, parse_data, render, user_event
@@ -48,12 +49,17 @@ def test_order_ids_are_found_in_what_customers_write(text, expected):
     assert find_order_id(text) == expected
 
 
+def demo_order(order_id: str) -> orders.Order:
+    facts = load_facts()
+    return orders.from_facts(facts.orders[order_id], facts.timezone, 0)
+
+
 def status_text(order_id: str, language: str = "en") -> str:
-    return render(status_message(load_facts().orders[order_id], language))["text"]
+    return render(status_message(demo_order(order_id), language))["text"]
 
 
 def test_each_demo_order_state_has_its_message():
-    shipped = status_message(load_facts().orders["LT-10421"])
+    shipped = status_message(demo_order("LT-10421"))
     assert shipped == {"response": "utter_order_shipped_eta", "order_id": "LT-10421", "carrier": "DHL",
                        "tracking": "JJD000390007781234", "eta": "2 days"}
     assert status_text("LT-10421") == ("Your order *LT-10421* is on its way with DHL 🚚\n"
@@ -64,33 +70,59 @@ def test_each_demo_order_state_has_its_message():
 
 
 def test_order_dates_and_durations_follow_the_language():
-    orders = load_facts().orders
-    assert status_message(orders["LT-10398"], "de")["date"] == "18. November 2026"
-    assert status_message(orders["LT-10398"], "cs")["date"] == "18. listopadu 2026"
-    assert status_message(orders["LT-10421"], "de")["eta"] == "2 Tage"
-    assert status_message(orders["LT-10421"], "ru")["eta"] == "2 дня"
+    assert status_message(demo_order("LT-10398"), "de")["date"] == "18. November 2026"
+    assert status_message(demo_order("LT-10398"), "cs")["date"] == "18. listopadu 2026"
+    assert status_message(demo_order("LT-10421"), "de")["eta"] == "2 Tage"
+    assert status_message(demo_order("LT-10421"), "ru")["eta"] == "2 дня"
 
 
-def validate(value: Any, failures: int = 0) -> Tuple[List[Dict[str, Any]], Dict[str, Any]]:
+async def validate(value: Any, failures: int = 0) -> Tuple[List[Dict[str, Any]], Dict[str, Any]]:
     dispatcher = CollectingDispatcher()
     tracker = make_tracker("order_status", slots={"order_lookup_failures": failures})
-    return dispatcher.messages, ValidateOrderStatusForm().validate_order_id(value, dispatcher, tracker, DOMAIN)
+    return dispatcher.messages, await ValidateOrderStatusForm().validate_order_id(value, dispatcher, tracker, DOMAIN)
 
 
-def test_a_known_order_id_is_accepted_in_any_spelling():
-    messages, result = validate("lt 10421")
+async def test_a_known_order_id_is_accepted_in_any_spelling(db):
+    messages, result = await validate("lt 10421")
     assert result == {"order_id": "LT-10421"} and messages == []
 
 
-def test_an_unknown_order_id_is_asked_again_then_handed_to_a_person():
-    messages, result = validate("LT-99999")
+async def test_an_unknown_order_id_is_asked_again_then_handed_to_a_person(db):
+    messages, result = await validate("LT-99999")
     assert result == {"order_id": None, "order_lookup_failures": 1}
     assert messages[0]["response"] == "utter_order_not_found" and messages[0]["order_id"] == "LT-99999"
     assert render(messages[0])["text"].startswith("Hmm, I can't find an order *LT-99999*.")
-    messages, result = validate("not a number")
+    messages, result = await validate("not a number")
     assert result["order_id"] is None and "doesn't look like an order number" in render(messages[0])["text"]
-    messages, result = validate("LT-99998", failures=1)
+    messages, result = await validate("LT-99998", failures=1)
     assert result == {"order_id": "LT-99998", "order_lookup_failures": 2} and messages == []  # the form ends
+
+
+async def test_an_order_the_order_system_reported_is_known_to_the_dialogue(db):
+    messages, result = await validate("LT-20001")
+    assert result["order_id"] is None
+    db.transaction(orders.record_update, "LT-20001", orders.CONFIRMED, at=1_790_000_000)
+    messages, result = await validate("lt 20001")
+    assert result == {"order_id": "LT-20001"} and messages == []
+
+
+async def test_order_status_answers_from_the_latest_recorded_state(db):
+    """LT-10422 is `processing` in the facts; once the order system reports it shipped,
+    and then delivered, the customer hears that."""
+    db.transaction(orders.seed, None, 1_700_000_000)  # seeded in 2023: the updates below are newer
+    tracker = make_tracker("order_status", slots={"order_id": "LT-10422"})
+    messages, _ = await run(ActionOrderStatus(), tracker)
+    assert "being prepared" in messages[0]["text"]
+    db.transaction(orders.record_update, "LT-10422", orders.SHIPPED, "DPD", "01234567890123", at=1_795_000_000)
+    messages, _ = await run(ActionOrderStatus(), tracker)
+    assert "on its way with DPD" in messages[0]["text"] and "01234567890123" in messages[0]["text"]
+    assert "arrive in about" not in messages[0]["text"]  # the facts' ETA was for the facts' state
+    delivered_at = dt.datetime(2026, 12, 3, 10, tzinfo=load_facts().timezone).timestamp()
+    db.transaction(orders.record_update, "LT-10422", orders.DELIVERED, at=delivered_at)
+    messages, _ = await run(ActionOrderStatus(), make_tracker("order_status", slots={"order_id": "LT-10422", "language": "de"}))
+    assert "3. Dezember 2026" in messages[0]["text"]
+    db.transaction(orders.record_update, "LT-10422", orders.CANCELLED, at=delivered_at + 1)
+    assert status_message(db.transaction(orders.latest, "LT-10422"), "de")["status"] == "storniert"
 
 
 async def test_order_status_answers_known_orders(db):

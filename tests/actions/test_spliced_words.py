@@ -14,10 +14,10 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.handoff import ActionRequestHandoff, handoff_message
 from actions.orders import ActionOrderStatus, status_message
 from actions.products import ActionProductAvailability, ActionProductInfo, availability_messages, product_card
-from shop import handoffs, words
+from shop import handoffs, orders, words
 from shop.catalog import load_catalog
 from shop.db import get_database
-from shop.facts import Order, load_facts
+from shop.facts import load_facts
 from tests.actions.support import DOMAIN, make_tracker, render, text_of
 
 NON_ENGLISH = ("de", "ru", "cs", "ka", "hy", "zh")
@@ -64,14 +64,14 @@ def test_every_language_names_the_values_differently_from_english():
     ("hy", "սպասում է վճարման", "բանկային փոխանցում"), ("ru", "ожидает оплаты", "банковский перевод"), ("cs", "čeká", "bankovní převod"),
 ])
 def test_the_payment_method_of_an_unpaid_order_is_in_the_language(language, status_word, method_word):
-    text = rendered([status_message(load_facts().orders["LT-10377"], language)], language)[0]
+    text = rendered([status_message(orders.from_facts(load_facts().orders["LT-10377"], BERLIN, 0), language)], language)[0]
     assert status_word in text and method_word in text
     assert "bank transfer" not in text
 
 
 @pytest.mark.parametrize("language,expected", [("de", "storniert"), ("ka", "გაუქმებულია"), ("zh", "已取消"), ("ru", "отменён")])
 def test_another_order_status_is_named_in_the_language(language, expected):
-    order = Order("LT-10499", "cancelled")
+    order = orders.Order("LT-10499", orders.CANCELLED)
     text = rendered([status_message(order, language)], language)[0]
     assert text.endswith((f"{expected}.", f"{expected}。")) and "cancelled" not in text
 
@@ -145,7 +145,8 @@ def test_no_english_value_word_in_any_rendered_answer(language, status, method, 
     """Whatever the order, team, time, product and size: the words spliced into a
     non-English answer are that language's."""
     facts, catalog = load_facts(), load_catalog()
-    order = Order("LT-10500", status, carrier=carrier, tracking="JJD1", eta="2 days", delivered_on="2026-11-18", payment_method=method)
+    order = orders.Order("LT-10500", orders.FACT_STATES.get(status, status), carrier=carrier, tracking="JJD1", eta="2 days",
+                         payment_method=method, updated_at=dt.datetime(2026, 11, 18, 12, tzinfo=BERLIN).timestamp())
     at = dt.datetime(2026, 11, 23, tzinfo=BERLIN) + dt.timedelta(hours=hour)
     item = catalog.find(product)
     assert item is not None
