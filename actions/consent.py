@@ -13,6 +13,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ActiveLoop, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from connectors import metrics
 from shop import consent, contacts, i18n
 from shop.db import get_database
 from shop.facts import load_facts
@@ -60,6 +61,7 @@ async def _change(tracker: Tracker, opt_out: bool) -> str:
         return contact.language if contact else None
 
     stored = await get_database().run(record)
+    metrics.count_consent(opt_out, source)
     return language_for(keyword, stored, _metadata(tracker).get("language") or tracker.get_slot("language"))
 
 
@@ -106,6 +108,7 @@ class ActionConfirmSubscription(Action):
         if tracker.get_slot("subscription_confirmed") is True:
             message_id = _metadata(tracker).get("message_id") or (tracker.latest_message or {}).get("message_id")
             await get_database().run(consent.opt_in, tracker.sender_id, "opt_in_confirmation", message_id, "double opt-in: yes")
+            metrics.count_consent(False, "opt_in_confirmation")
             dispatcher.utter_message(response="utter_subscribed", code=load_facts().discount_code)
         else:
             dispatcher.utter_message(response="utter_subscription_declined")

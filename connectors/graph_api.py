@@ -54,6 +54,8 @@ from typing import Any, Awaitable, Callable, Dict, Optional, Tuple
 
 import aiohttp
 
+from connectors import metrics
+
 logger = logging.getLogger(__name__)
 
 
@@ -457,6 +459,7 @@ class GraphApiClient:
                 try:
                     body = await self._post_once(payload)
                 except GraphApiError as error:
+                    metrics.GRAPH_REQUESTS.labels(error.error_class.value, str(error.code)).inc()
                     self._observe(error)
                     if error.error_class is ErrorClass.PAIR_RATE:
                         delay = PAIR_RATE_DELAYS[min(pair, len(PAIR_RATE_DELAYS) - 1)]
@@ -468,10 +471,12 @@ class GraphApiClient:
                         soon += 1
                         delay = self.retry.delay(soon)
                     logger.warning("WhatsApp send attempt %d failed (%s); retrying in %.2fs", attempt, error, delay)
+                    metrics.GRAPH_RETRIES.labels(error.error_class.value).inc()
                     await self._sleep(delay)
                     if self.paused and not probe:  # another call hit a pausing alert meanwhile
                         raise self._paused_error() from error
                 else:
+                    metrics.GRAPH_REQUESTS.labels("ok", "").inc()
                     succeeded = True
                     return body
         finally:

@@ -9,7 +9,7 @@ import os
 import time
 from typing import Any, Dict, Optional, Set
 
-from connectors import wire
+from connectors import metrics, wire
 from connectors.graph_api import MARKETING_BACKOFF_SECONDS, ErrorClass, GraphApiClient, GraphApiError
 from connectors.wire import read_receipt
 from shop import consent, contacts, messages, outbox
@@ -113,6 +113,8 @@ class WhatsAppSender:
             message_id = await self.client.send(payload)
             crash_point("after_send")
         except GraphApiError as error:
+            if isinstance(error, OutsideWindow):
+                metrics.WINDOW_REFUSED.labels(origin).inc()
             if _defer(error):
                 await self._defer(payload, contact_id, kind, error, record, intent)
                 if isinstance(error, Deferred):
@@ -121,6 +123,8 @@ class WhatsAppSender:
                                error_class=ErrorClass.RETRY_LATER, retry_after=error.retry_after) from error
             failure = messages.SendFailure(error.code, str(error), error.details)
             await self.db.run(self._record_failure, contact_id, kind, failure, error, record, intent)
+            if error.error_class is ErrorClass.MARKETING_OPT_OUT:
+                metrics.count_consent(True, "whatsapp_131050")
             logger.error("WhatsApp %s message to %s failed: %s", kind, contact_id, error)
             raise
         await self.db.run_cursor(functools.partial(messages.confirm_sent, **record), intent, message_id, contact_id, kind, digest)
@@ -156,6 +160,7 @@ class WhatsAppSender:
                 if not item.kind == "template":
                     opened = await self.db.read(contacts.last_inbound_at, item.contact_id)
                     if not contacts.window_open(opened, time.time()):
+                        metrics.WINDOW_REFUSED.labels("outbox").inc()
                         raise OutsideWindow(OUTSIDE_WINDOW, "not sent: the 24-hour window closed while the message waited",
                                             local=True, error_class=ErrorClass.NEVER_RETRY)
                 message_id = await self.client.send(item.payload)

@@ -12,7 +12,7 @@ from typing import Any, Awaitable, Callable, Dict, FrozenSet, List, Optional, Tu
 from rasa.core.channels.channel import OutputChannel, UserMessage
 from rasa.shared.core.events import UserUttered
 
-from connectors import inbox, wire
+from connectors import inbox, metrics, wire
 from connectors.inbound import (
     KEYWORD_ACTIONS, KEYWORD_INTENTS, apply_status, consent_keyword, identifiers, identity_change_of, preference_of,
     rasa_metadata, rasa_text,
@@ -141,6 +141,7 @@ class EventProcessor:
     async def process(self, item: InboxItem) -> None:
         if item.kind == "status":  # idempotent: no attempts, no ordering
             await self.db.run(self._store_status, item)
+            metrics.EVENTS_PROCESSED.labels(item.kind, "done").inc()
             return
         message = wire.parse_envelope(item.payload) if item.kind == "message" else None
         agent = await self._wait_for_agent() if item.kind in ("message", "identity") else None
@@ -162,13 +163,16 @@ class EventProcessor:
                 logger.exception("WhatsApp event %s failed (attempt %d)", attempt.event_id, attempt.attempts + 1)
                 if attempt.attempts + 1 >= inbox.MAX_ATTEMPTS:
                     await self.db.run_cursor(inbox.finish, attempt.seq, "failed", repr(error))
+                    metrics.EVENTS_PROCESSED.labels(item.kind, "failed").inc()
                     return
                 # Retry here, not at the back of the queue: later messages of this
                 # customer must not overtake this one.
                 await self.db.run(inbox.release, attempt.seq, repr(error))
+                metrics.EVENTS_PROCESSED.labels(item.kind, "retried").inc()
                 await asyncio.sleep(2.0**attempt.attempts)
                 continue
             await self.db.run_cursor(inbox.finish, attempt.seq)
+            metrics.EVENTS_PROCESSED.labels(item.kind, "done").inc()
             return
 
     async def _begin(
@@ -302,9 +306,10 @@ class EventProcessor:
             in_reply_to=message.id, window_opened_at=float(message.timestamp or time.time()), skip_positions=skip,
             address=message.sender if message.sender.wa_id else None,
         )
-        await self._on_new_message(
-            UserMessage(text, output, contact_id, input_channel=self.channel, message_id=message.id, metadata=metadata)
-        )
+        with metrics.TURN_SECONDS.time():
+            await self._on_new_message(
+                UserMessage(text, output, contact_id, input_channel=self.channel, message_id=message.id, metadata=metadata)
+            )
         if keyword:
             await self._run_if_paused(agent, contact_id, KEYWORD_ACTIONS[keyword.action], output)
         for request in output.after_turn:
@@ -371,6 +376,7 @@ class EventProcessor:
             change(conn, contact_id, "user_preferences", None, preference.detail, at)
 
         await self.db.run(record)
+        metrics.count_consent(preference.value == "stop", "user_preferences")
 
     async def _change_identity(self, agent: Any, change: wire.IdentityChange) -> None:
         """The customer's number or BSUID changed: the new identifiers join the same

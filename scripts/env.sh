@@ -15,6 +15,10 @@ export RASA_TELEMETRY_ENABLED="${RASA_TELEMETRY_ENABLED:-false}"
 export SHOP_LANGUAGES="${SHOP_LANGUAGES:-en,de,ru,cs,ka,hy,zh}"
 export SHOP_DEFAULT_LANGUAGE="${SHOP_DEFAULT_LANGUAGE:-en}"
 export SQLALCHEMY_SILENCE_UBER_WARNING=1
+# Prometheus metrics (README, "Monitoring"): every process of this machine (Rasa workers,
+# inbox writers, action server) counts into files here, and each one's /metrics answers
+# the sum. `make run` empties it at start.
+export PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-$PWD/var/metrics}"
 
 if [ -z "${WHATSAPP_ACCESS_TOKEN:-}" ]; then
   # Sandbox: the local simulator plays WhatsApp and the Graph API.

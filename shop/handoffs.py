@@ -4,7 +4,7 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import sqlalchemy as sa
 from ruamel.yaml import YAML
@@ -96,6 +96,15 @@ def open_handoffs(conn: Connection, labels: Optional[Sequence[str]] = None) -> L
     if labels is not None:
         query = query.where(handoffs.c.label.in_(list(labels)))
     return [_handoff(r) for r in conn.execute(query).mappings()]
+
+
+def waiting(conn: Connection, now: float) -> Dict[str, Tuple[int, float]]:
+    """Queued (unclaimed) chats per label: how many, and how long the oldest has waited."""
+    rows = conn.execute(
+        sa.select(handoffs.c.label, sa.func.count(), sa.func.min(handoffs.c.requested_at))
+        .where(handoffs.c.status == "queued").group_by(handoffs.c.label)
+    ).all()
+    return {label: (int(count), max(0.0, now - oldest)) for label, count, oldest in rows}
 
 
 def claim(conn: Connection, handoff_id: int, agent: str, at: float) -> bool:

@@ -17,6 +17,9 @@ REDIS_HOST = os.environ.get("TEST_REDIS_HOST", "127.0.0.1")
 
 os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
 os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
+# `make test` sources scripts/env.sh: metrics of tests stay in their processes (and out of
+# var/metrics) unless a test sets a directory of its own (tests/test_metrics.py).
+os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
 
 
 def free_port() -> int:
