@@ -30,7 +30,7 @@ from connectors import wire
 from connectors.graph_api import GraphApiError
 from connectors.outbound import Deferred, OutsideWindow
 from connectors.whatsapp import WhatsAppInput
-from shop import agents, contacts, handoffs, messages
+from shop import agents, contacts, handoffs, i18n, messages
 from shop.agents import Agent
 
 logger = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ class AgentDesk(InputChannel):
         return cls(YAML(typ="safe").load(path.read_text(encoding="utf-8")) or {})
 
     def __init__(self, config: Dict[str, Any]) -> None:
-        self.quick_replies: List[Dict[str, str]] = list(config.get("quick_replies") or [])
+        self.quick_replies: List[Dict[str, Any]] = list(config.get("quick_replies") or [])
         self.templates: List[Dict[str, str]] = list(config.get("templates") or [])
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
@@ -111,8 +111,11 @@ class AgentDesk(InputChannel):
 
         @desk.get("/api/quick-replies")
         @authenticated
-        async def quick_replies(_: Request, whatsapp: WhatsAppInput, agent: Agent) -> HTTPResponse:
-            return response.json({"quick_replies": self.quick_replies, "templates": self.templates})
+        async def quick_replies(request: Request, whatsapp: WhatsAppInput, agent: Agent) -> HTTPResponse:
+            """`?language=de` (a chat's language): the quick replies in it first."""
+            language = i18n.normalize(request.args.get("language"))
+            replies = quick_replies_for(self.quick_replies, language) if language else self.quick_replies
+            return response.json({"quick_replies": replies, "templates": self.templates, "language": language})
 
         @desk.get("/api/chats")
         @authenticated
@@ -266,6 +269,23 @@ def _chat_json(handoff: handoffs.Handoff, contact: Optional[contacts.Contact], n
         "waiting_seconds": round(now - handoff.requested_at),
         "last_message_at": contact.last_inbound_at if contact else None,
     }
+
+
+def _language_of(item: Dict[str, Any]) -> Optional[str]:
+    """"de", "en_US" -> "en"; None for an item without a language (it fits every chat)."""
+    return i18n.normalize(str(item.get("language") or "").split("_")[0])
+
+
+def quick_replies_for(replies: List[Dict[str, Any]], language: Optional[str]) -> List[Dict[str, Any]]:
+    """The quick replies a chat in `language` is offered: those in its language (and
+    those without one) first, in the file's order, then the others, marked `own: false`
+    (an agent may still pick one, e.g. for a customer who switched language)."""
+    language = i18n.normalize(language)
+
+    def own(reply: Dict[str, Any]) -> bool:
+        return _language_of(reply) in (None, language)
+
+    return [{**r, "own": True} for r in replies if own(r)] + [{**r, "own": False} for r in replies if not own(r)]
 
 
 def template_for(templates: List[Dict[str, str]], name: str, language: Optional[str], default: str) -> Optional[Dict[str, str]]:
