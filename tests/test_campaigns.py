@@ -1,0 +1,257 @@
+"""Campaign state (shop/campaigns.py) and the shared send budget (marketing/budget.py):
+parameters checked and resolved per recipient, the audience materialised once, pause /
+resume / cancel, claims that two senders never share, a dead sender's rows recovered
+(what it was sending becomes unknown), and the messaging limit over a moving 24 hours
+(against a reference model, in the database and in Redis)."""
+import json
+import threading
+import uuid
+
+import pytest
+import redis
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from marketing import budget as budgets
+from shop import campaigns, consent
+from shop.db import Database
+from shop.schema import campaign_sends, messaging_reach
+from tests.campaign_helpers import audience, campaign, customer, pick, select
+from tests.conftest import REDIS_HOST
+
+NOW = 1_800_000_000.0
+
+
+def rows(db, campaign_id=None):
+    query = sa.select(campaign_sends).order_by(campaign_sends.c.id)
+    if campaign_id is not None:
+        query = query.where(campaign_sends.c.campaign_id == campaign_id)
+    with db.engine.connect() as conn:
+        return [dict(r) for r in conn.execute(query).mappings()]
+
+
+# ------------------------------------------------------------------------ parameters
+
+
+@pytest.mark.parametrize("spec, error", [
+    ({"1": "a", "3": "c"}, "without gaps"),
+    ({"2": "b"}, "without gaps"),
+    ({"1": "{birthday|x}"}, "unknown contact field"),
+    ({"1": ""}, "non-empty"),
+    ({"body": "x"}, "use 1, 2"),
+    ({"1": ["a"]}, "non-empty text"),
+])
+def test_bad_parameters_are_refused_with_the_reason(spec, error):
+    with pytest.raises(campaigns.CampaignError, match=error):
+        campaigns.check_params(spec)
+
+
+def test_parameters_resolve_per_recipient_with_fallbacks():
+    spec = campaigns.check_params({"1": "{profile_name|there}", "2": "20%", "3": "{first_name|friend}",
+                                   "header.1": "{username|you}", "button.0": "SALE20"})
+    assert campaigns.resolve_params(spec, {"profile_name": "Kim Lee", "username": None}) == {
+        "body": ["Kim Lee", "20%", "Kim"], "header": ["you"], "buttons": ["SALE20"]}
+    assert campaigns.resolve_params(spec, {"profile_name": "  "})["body"] == ["there", "20%", "friend"]
+
+
+# ------------------------------------------------------------------------- lifecycle
+
+
+def test_start_materialises_the_audience_once_with_each_recipients_parameters(db):
+    kim = customer(db, "491701110001", name="Kim")
+    anon = customer(db, "491701110002")
+    out = customer(db, "491701110003", opted_in=False)
+    customer(db, "491701110004", labels=("staff",))
+    created = campaign(db, started=False)
+    assert created.state == campaigns.DRAFT
+    started = db.transaction(campaigns.start, "dec-sale", NOW, select, pick)
+    again = db.transaction(campaigns.start, "dec-sale", NOW + 60, select, pick)  # idempotent
+    assert started.state == again.state == campaigns.RUNNING and again.started_at == NOW
+    sends = rows(db, started.id)
+    assert {r["contact_id"]: json.loads(r["params"])["body"] for r in sends} == {kim: ["Kim", "20%"], anon: ["there", "20%"]}
+    assert {r["state"] for r in sends} == {"queued"} and out not in {r["contact_id"] for r in sends}
+    assert started.recipients == 2 and sum(started.excluded.values()) >= 1
+
+
+def test_names_are_unique_and_unknown_campaigns_are_errors(sqlite_db):
+    campaign(sqlite_db, started=False)
+    with pytest.raises(campaigns.CampaignError, match="exists already"):
+        campaign(sqlite_db, started=False)
+    with pytest.raises(campaigns.CampaignError, match="no campaign"):
+        sqlite_db.transaction(campaigns.pause, "nope")
+
+
+def test_pause_resume_cancel(sqlite_db):
+    for i in range(3):
+        customer(sqlite_db, f"49170222000{i}")
+    c = campaign(sqlite_db)
+    assert sqlite_db.transaction(campaigns.pause, c.name).state == campaigns.PAUSED
+    assert sqlite_db.transaction(campaigns.claim, "s1", NOW, 10) == []  # a paused campaign's rows are not claimed
+    assert sqlite_db.transaction(campaigns.resume, c.name).state == campaigns.RUNNING
+    assert len(sqlite_db.transaction(campaigns.claim, "s1", NOW, 1)) == 1
+    cancelled = sqlite_db.transaction(campaigns.cancel, c.name, NOW)
+    assert cancelled.state == campaigns.CANCELLED
+    assert {r["state"] for r in rows(sqlite_db)} == {"skipped"}
+    with pytest.raises(campaigns.CampaignError, match="cancelled already"):
+        sqlite_db.transaction(campaigns.cancel, c.name)
+    progress = sqlite_db.reading(campaigns.progress, c.name)
+    assert progress.states == {"skipped": 3} and progress.finished == progress.total == 3
+
+
+def test_scheduled_campaigns_are_due_at_their_time(sqlite_db):
+    sqlite_db.transaction(campaigns.create, "later", "winter_sale", "marketing", {}, audience(), NOW + 3600, NOW)
+    assert sqlite_db.reading(campaigns.get, "later").state == campaigns.SCHEDULED
+    assert sqlite_db.reading(campaigns.due_scheduled, NOW) == []
+    assert sqlite_db.reading(campaigns.due_scheduled, NOW + 3600) == ["later"]
+
+
+def test_two_senders_never_claim_the_same_row(postgres_url):
+    db = Database(postgres_url)
+    with db.engine.begin() as conn:
+        conn.execute(campaign_sends.delete())
+    try:
+        for i in range(60):
+            db.transaction(campaigns.enqueue_single, f"c-{i}", "order_shipped", "en", {"body": ["LT-1"]}, "utility", now=NOW)
+        taken = {"a": [], "b": []}
+
+        def claim(sender):
+            while True:
+                ids = db.transaction(campaigns.claim, sender, NOW, 7)
+                if not ids:
+                    return
+                taken[sender].extend(ids)
+
+        threads = [threading.Thread(target=claim, args=(s,)) for s in taken]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert len(taken["a"]) + len(taken["b"]) == 60
+        assert not set(taken["a"]) & set(taken["b"])
+    finally:
+        db.dispose()
+
+
+def test_a_dead_senders_sending_rows_become_unknown_and_its_claims_are_released(sqlite_db):
+    for i in range(4):
+        sqlite_db.transaction(campaigns.enqueue_single, f"c-{i}", "order_shipped", "en", {}, "utility", now=NOW)
+    sqlite_db.transaction(campaigns.heartbeat, "dead", NOW)
+    sqlite_db.transaction(campaigns.heartbeat, "alive", NOW)
+    ids = sqlite_db.transaction(campaigns.claim, "dead", NOW, 4)
+    with sqlite_db.engine.begin() as conn:
+        conn.execute(campaign_sends.update().where(campaign_sends.c.id.in_(ids[:2])).values(state="sending"))
+    assert sqlite_db.transaction(campaigns.recover, NOW + 5) == {"unknown": 0, "released": 0}  # not dead yet
+    sqlite_db.transaction(campaigns.heartbeat, "alive", NOW + 20)
+    assert sqlite_db.transaction(campaigns.recover, NOW + 20) == {"unknown": 2, "released": 2}
+    assert [r["state"] for r in rows(sqlite_db)] == ["unknown", "unknown", "queued", "queued"]
+    assert sqlite_db.transaction(campaigns.claim, "alive", NOW + 20, 10) == ids[2:]  # never the unknown ones
+
+
+def test_prepare_skips_a_contact_who_opted_out_after_start(sqlite_db):
+    kim = customer(sqlite_db, "491703330001")
+    max_ = customer(sqlite_db, "491703330002")
+    campaign(sqlite_db)
+    sqlite_db.transaction(consent.opt_out, max_, "keyword", at=NOW + 1)
+    ids = sqlite_db.transaction(campaigns.claim, "s1", NOW + 2, 10)
+    from shop import audiences
+
+    prepared = sqlite_db.transaction(campaigns.prepare, "s1", ids, NOW + 2, audiences.ineligible,
+                                     lambda conn, ids, now: (set(ids), None))
+    assert [s.contact_id for s in prepared.sends] == [kim] and prepared.skipped == 1
+    states = {r["contact_id"]: (r["state"], r["reason"]) for r in rows(sqlite_db)}
+    assert states[kim][0] == "sending" and states[max_] == ("skipped", "opted_out")
+
+
+# --------------------------------------------------------------------- the budget
+
+
+class ReachModel:
+    """The rule itself: latest reach per contact; counted = reached within 24 hours."""
+
+    def __init__(self, limit):
+        self.limit, self.last = limit, {}
+
+    def reach(self, ids, now):
+        counted = {c for c, t in self.last.items() if t > now - budgets.WINDOW_SECONDS}
+        fits = set()
+        for c in ids:
+            if c in counted or len(counted) < self.limit:
+                counted.add(c)
+                fits.add(c)
+                self.last[c] = now
+        return fits
+
+
+steps = st.lists(st.tuples(st.floats(0, 30 * 3600), st.lists(st.integers(0, 12), min_size=1, max_size=5, unique=True)),
+                 min_size=1, max_size=12)
+
+
+def _check_against_model(budget, conn_factory, plan, limit):
+    model, now, history = ReachModel(limit), NOW, []
+    for advance, contacts_ in plan:
+        now += advance
+        ids = [f"c-{i}" for i in contacts_]
+        with conn_factory() as conn:
+            fits, retry_at = budget.reach(conn, ids, now)
+        assert fits == model.reach(ids, now)
+        assert (retry_at is None) == (fits == set(ids))
+        history.extend((now, c) for c in fits)
+        # Never more unique users than the limit in any 24 hours ending at a reach.
+        for end, _ in history:
+            assert len({c for t, c in history if end - budgets.WINDOW_SECONDS < t <= end}) <= limit
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(plan=steps, limit=st.integers(1, 4))
+def test_messaging_limit_in_the_database_follows_the_moving_window(sqlite_db, plan, limit):
+    with sqlite_db.engine.begin() as conn:
+        conn.execute(messaging_reach.delete())
+    budget = budgets.DatabaseBudget(sqlite_db, budgets.Rates(80, 0), limit)
+    _check_against_model(budget, sqlite_db.engine.begin, plan, limit)
+
+
+@settings(max_examples=25, deadline=None)
+@given(plan=steps, limit=st.integers(1, 4))
+def test_messaging_limit_in_redis_follows_the_moving_window(plan, limit):
+    client = redis.Redis(host=REDIS_HOST, db=15)
+    budget = budgets.RedisBudget(client, budgets.Rates(80, 0), limit, prefix=f"test:{uuid.uuid4().hex}")
+    try:
+        class NoConn:
+            def __enter__(self):
+                return None
+
+            def __exit__(self, *exc):
+                return False
+
+        _check_against_model(budget, NoConn, plan, limit)
+    finally:
+        client.delete(f"{budget.prefix}:reach")
+
+
+@pytest.mark.parametrize("where", ["database", "redis"])
+def test_send_rate_never_exceeds_rate_times_time_plus_burst(where, sqlite_db):
+    rates = budgets.Rates(rate=50, reserve=0.2)  # 40/s for campaigns, bursts of 4
+    if where == "redis":
+        client = redis.Redis(host=REDIS_HOST, db=15)
+        budget = budgets.RedisBudget(client, rates, 0, prefix=f"test:{uuid.uuid4().hex}")
+    else:
+        budget = budgets.DatabaseBudget(sqlite_db, rates, 0)
+    now, taken = NOW, []
+    for _ in range(400):
+        granted, wait = budget.take(3, now)
+        taken.append((now, granted))
+        assert granted or wait > 0
+        now += 0.01  # asking for 300/s
+    total = sum(g for _, g in taken)
+    elapsed = now - NOW
+    assert total <= rates.campaign_rate * elapsed + rates.burst
+    assert total >= 0.95 * rates.campaign_rate * elapsed  # and the rate is used
+    for start, _ in taken:  # every one-second window
+        assert sum(g for t, g in taken if start <= t < start + 1) <= rates.campaign_rate + rates.burst
+
+
+def test_limits_are_parsed_as_configured_or_as_meta_names_them():
+    assert budgets.parse_limit("2000") == budgets.parse_limit("TIER_2K") == 2000
+    assert budgets.parse_limit("unlimited") == budgets.parse_limit("TIER_UNLIMITED") == budgets.UNLIMITED
+    with pytest.raises(ValueError, match="unknown messaging limit"):
+        budgets.parse_limit("lots")
