@@ -6,6 +6,11 @@ channel puts the keyword and its language in the message metadata (`consent_keyw
 The confirmations (utter_opted_out, utter_resubscribed) go out in the keyword's language,
 which may be one the assistant does not otherwise speak (locales/es, fr, it, pt have
 just these two).
+
+STOP and the `stop` intent opt out of marketing only, and the confirmation says that
+order updates still come unless the customer sends STOPALL; STOPALL and its equivalents
+(the keyword's `scope` is `all`) stop those too, and are confirmed with the variation of
+utter_opted_out whose condition is `scope: all`. START re-enables both.
 """
 from typing import Any, Dict, List, Optional, Text
 
@@ -46,6 +51,11 @@ def language_for(keyword: Optional[Dict[str, Any]], stored: Optional[str], conve
     return i18n.ENGLISH
 
 
+def scope_of(keyword: Optional[Dict[str, Any]]) -> str:
+    """What an opt-out stops: `all` for STOPALL and its equivalents, else marketing."""
+    return consent.ALL if (keyword or {}).get("scope") == consent.ALL else consent.MARKETING
+
+
 async def _change(tracker: Tracker, opt_out: bool) -> str:
     """Records the change and returns the language to confirm it in."""
     keyword = keyword_of(tracker)
@@ -56,7 +66,10 @@ async def _change(tracker: Tracker, opt_out: bool) -> str:
     def record(conn: Any) -> Optional[str]:
         # The conversation's language is the channel's to decide (shop.language): a German
         # customer typing "STOP" stays a German conversation.
-        (consent.opt_out if opt_out else consent.opt_in)(conn, tracker.sender_id, source, message_id, detail)
+        if opt_out:
+            consent.opt_out(conn, tracker.sender_id, source, message_id, detail, scope=scope_of(keyword))
+        else:
+            consent.opt_in(conn, tracker.sender_id, source, message_id, detail)
         contact = contacts.get(conn, tracker.sender_id)
         return contact.language if contact else None
 
@@ -80,7 +93,8 @@ class ActionOptOut(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[Dict[Text, Any]]:
         language = await _change(tracker, opt_out=True)
-        dispatcher.utter_message(response=OPTED_OUT, language=language)
+        # scope: the condition of the STOPALL variation (order updates stop too)
+        dispatcher.utter_message(response=OPTED_OUT, language=language, scope=scope_of(keyword_of(tracker)))
         return _end_any_form(tracker)
 
 

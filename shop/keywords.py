@@ -12,6 +12,10 @@ A keyword followed by a question mark ("STOP?", "¿Baja?") is still that keyword
 whole message is the keyword, and a customer who types just that wants it; the
 confirmation says how to undo it. A question *about* a keyword always has more words.
 
+STOPALL and its equivalents (the `stop_all` lists) are stop keywords of scope `all`: they
+stop utility templates (order updates) too, where STOP stops marketing only
+(shop/consent.py). START re-enables both.
+
 A word customers of several languages use (STOP, CANCELAR, START) is listed under each of
 them; `Keyword.language` is the first (the confirmation's language when nothing better is
 known) and `Keyword.languages` all of them, so a caller that knows the customer's
@@ -29,6 +33,9 @@ from ruamel.yaml import YAML
 
 DEFAULT_FILE = Path(__file__).resolve().parent / "consent_keywords.yml"
 STOP, START = "stop", "start"
+STOP_ALL = "stop_all"  # the file's section: stop keywords of scope ALL
+MARKETING, ALL = "marketing", "all"  # what a stop keyword stops (shop.consent scopes)
+SECTIONS = ((STOP, STOP, MARKETING), (STOP_ALL, STOP, ALL), (START, START, MARKETING))  # (section, action, scope)
 MAX_MESSAGE = 200  # characters; a keyword message, however decorated, is shorter
 # Armenian marks written over a word's stressed vowel, inside the word: emphasis ՛,
 # exclamation ՜, question ՞, abbreviation ՟. Removed, so "Կա՞նգ" is "Կանգ".
@@ -44,6 +51,7 @@ class Keyword:
     word: str  # as configured, e.g. "STOPP"
     language: str  # e.g. "de": the first language listing the word
     languages: Tuple[str, ...] = field(default=(), compare=False)  # every language listing it
+    scope: str = MARKETING  # all: STOPALL, which stops order updates too
 
 
 def normalize(text: str) -> str:
@@ -69,22 +77,24 @@ def load(path: Optional[str] = None) -> Dict[str, Keyword]:
     """Normalized keyword -> Keyword, from SHOP_CONSENT_KEYWORDS or the default file."""
     source = Path(path or os.environ.get("SHOP_CONSENT_KEYWORDS") or DEFAULT_FILE)
     config = YAML(typ="safe").load(source.read_text(encoding="utf-8")) or {}
-    found: Dict[str, Tuple[str, str, List[str]]] = {}  # key -> (action, word, languages)
-    for action in (STOP, START):
-        for language, words in (config.get(action) or {}).items():
+    found: Dict[str, Tuple[str, str, str, List[str]]] = {}  # key -> (section, action, word, languages)
+    for section, action, _ in SECTIONS:
+        for language, words in (config.get(section) or {}).items():
             for word in words or []:
                 for key in _keys(str(word)):
                     if not key:
                         raise ValueError(f"{word!r} has no letters or digits in {source}")
-                    known = found.setdefault(key, (action, str(word), []))
-                    if known[0] != action:
+                    known = found.setdefault(key, (section, action, str(word), []))
+                    if known[0] != section:
                         raise ValueError(
-                            f"{word!r} is both a stop and a start keyword in {source} (as {known[1]!r})"
+                            f"{word!r} is both a {known[0]} and a {section} keyword in {source} (as {known[2]!r})"
                         )
-                    if str(language) not in known[2]:
-                        known[2].append(str(language))
+                    if str(language) not in known[3]:
+                        known[3].append(str(language))
+    scopes = {section: scope for section, _, scope in SECTIONS}
     return {
-        key: Keyword(action, word, languages[0], tuple(languages)) for key, (action, word, languages) in found.items()
+        key: Keyword(action, word, languages[0], tuple(languages), scopes[section])
+        for key, (section, action, word, languages) in found.items()
     }
 
 

@@ -10,9 +10,14 @@ from tests.conftest import ROOT
 LANGUAGES = ("en", "de", "es", "pt", "fr", "it", "ru", "cs", "zh", "ka", "hy")
 
 
-def default_keywords():
+SECTION_ACTIONS = {"stop": keywords.STOP, "stop_all": keywords.STOP, "start": keywords.START}
+
+
+def default_keywords(sections=("stop", "stop_all", "start")):
+    """(action, language, word) of the default file; STOPALL words are stop keywords."""
     config = YAML(typ="safe").load((ROOT / "shop" / "consent_keywords.yml").read_text(encoding="utf-8"))
-    return [(action, language, word) for action, table in config.items() for language, words in table.items() for word in words]
+    return [(SECTION_ACTIONS[section], language, word) for section, table in config.items() if section in sections
+            for language, words in table.items() for word in words]
 
 
 # ------------------------------------------------------------------ as customers write them
@@ -169,6 +174,8 @@ def test_the_default_list_covers_the_required_languages():
     assert set(LANGUAGES) <= start_languages
     english = {word for action, language, word in default_keywords() if action == "stop" and language == "en"}
     assert {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPT OUT", "OPTOUT"} <= english
+    stop_all_languages = {language for _, language, _ in default_keywords(("stop_all",))}
+    assert set(LANGUAGES) <= stop_all_languages
     assert keywords.match("opt-out").action == keywords.STOP and keywords.match("Opt Out").action == keywords.STOP
     assert keywords.match("UNSTOP").action == keywords.START and keywords.match("start").action == keywords.START
     assert set(keywords.languages()) == set(LANGUAGES)
@@ -194,6 +201,57 @@ def test_a_custom_keyword_file_replaces_the_default(tmp_path, monkeypatch):
     finally:
         monkeypatch.delenv("SHOP_CONSENT_KEYWORDS")
         keywords.load.cache_clear()
+
+
+# ------------------------------------------------------------------ STOPALL
+# STOPALL and its equivalents stop order updates (utility templates) too; STOP and its
+# equivalents stop marketing only (shop/consent.py). As customers of each language type them.
+STOP_ALL = {
+    "en": ["STOPALL", "stop all", "Stop All!", "🛑 STOP ALL 🛑", "stop-all", "unsubscribe all", "Stop everything"],
+    "de": ["STOPALL", "Alles stoppen", "stopp alles", "Alles abbestellen!", "keine Nachrichten mehr"],
+    "es": ["STOPALL", "parar todo", "Baja total", "baja de todo"],
+    "pt": ["STOPALL", "parar tudo", "Sair de tudo"],
+    "fr": ["STOPALL", "stop tout", "Tout arrêter", "tout arreter", "arrêt total"],
+    "it": ["STOPALL", "stop tutto", "Ferma tutto!", "basta tutto"],
+    "ru": ["STOPALL", "Стоп всё", "стоп все", "отписаться от всего", "stop vse"],
+    "cs": ["STOPALL", "stop vše", "Zastavit vše", "odhlasit vse", "odhlásit všechno"],
+    "zh": ["全部退订", "退订全部", "全部退訂", "全部停止！"],
+    "ka": ["STOPALL", "ყველაფრის შეწყვეტა", "შეწყვიტეთ ყველაფერი", "ყველაფრის გაჩერება"],
+    "hy": ["STOPALL", "Դադարեցնել ամեն ինչ", "կանգնեցնել ամեն ինչ", "stop amen inch"],
+}
+
+
+@pytest.mark.parametrize("language,text", [(language, text) for language, texts in STOP_ALL.items() for text in texts])
+def test_stopall_in_every_language_is_a_stop_keyword_of_scope_all(language, text):
+    found = keywords.match(text)
+    assert found is not None, text
+    assert (found.action, found.scope) == (keywords.STOP, keywords.ALL) and language in found.languages, (text, found)
+
+
+@pytest.mark.parametrize("language,text", [(language, text) for language, texts in OPT_OUT.items() for text in texts
+                                           if "ALL" not in text.upper()])
+def test_plain_stop_keywords_are_of_scope_marketing(language, text):
+    assert keywords.match(text).scope == keywords.MARKETING, text
+
+
+def test_stopall_covers_every_keyword_language():
+    assert set(STOP_ALL) == set(LANGUAGES)
+
+
+@pytest.mark.parametrize("text", [
+    "cancel all", "cancel everything", "stop all the emails about my order?", "alles stornieren", "cancelar todo",
+    "annuler tout", "zrušit vše", "取消全部", "全部取消", "stop all stop", "stop, stop all",
+])
+def test_what_may_mean_one_order_is_not_stopall(text):
+    found = keywords.match(text)
+    assert found is None or found.scope != keywords.ALL, (text, found)
+
+
+def test_a_word_cannot_be_both_stop_and_stop_all(tmp_path):
+    bad = tmp_path / "bad.yml"
+    bad.write_text("stop:\n  en: [HALT]\nstop_all:\n  en: [halt]\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="both a stop and a stop_all"):
+        keywords.load(str(bad))
 
 
 @pytest.mark.parametrize("stop,start", [

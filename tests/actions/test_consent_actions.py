@@ -122,3 +122,49 @@ async def test_gdpr_actions_hand_the_work_to_the_channel_after_the_turn(db):
     assert messages[0]["response"] == "utter_data_kept" and "after_turn" not in messages[0]
     messages, _ = await run(ActionExportMyData(), make_tracker("export_my_data"))
     assert messages[0]["response"] == "utter_export_coming" and messages[0]["after_turn"] == "export"
+
+
+# ------------------------------------------------------------------ STOP vs STOPALL
+def stop_all(word: str, language: str) -> Dict[str, Any]:
+    return {"message_id": "wamid.A", "consent_keyword": {
+        "action": "stop", "word": word, "language": language, "languages": [language], "scope": "all"}}
+
+
+def confirmation_variation(name: str, language: str, scope: str) -> str:
+    """The variation of `name` whose condition is `scope: <scope>` in that language."""
+    responses = i18n.english_responses() if language == "en" else i18n.locale_responses(language)
+    [text] = [v["text"] for v in responses[name] if any(c.get("name") == "scope" and c.get("value") == scope
+                                                        for c in v.get("condition") or [])]
+    return text
+
+
+@pytest.mark.parametrize("language", KEYWORD_LANGUAGES)
+async def test_stop_says_order_updates_continue_unless_stopall(db, language):
+    messages, _ = await run(ActionOptOut(), make_tracker("stop", metadata=keyword("STOP", language), text="/stop"))
+    text = messages[0]["text"]
+    assert "STOPALL" in text and "START" in text  # how to stop order updates too, how to come back
+    assert db.transaction(consent.may_send_utility, WA) and not db.transaction(consent.may_send_marketing, WA)
+    [event] = db.transaction(consent.history, WA)
+    assert event.scope == consent.MARKETING
+
+
+@pytest.mark.parametrize("language", KEYWORD_LANGUAGES)
+async def test_stopall_stops_order_updates_too_and_says_so(db, language):
+    word = {"zh": "全部退订"}.get(language, "STOPALL")
+    messages, _ = await run(ActionOptOut(), make_tracker("stop", metadata=stop_all(word, language), text="/stop"))
+    assert messages[0]["language"] == language
+    assert messages[0]["text"] == confirmation_variation("utter_opted_out", language, "all")
+    assert messages[0]["text"] != confirmation("utter_opted_out", language) and "START" in messages[0]["text"]
+    assert not db.transaction(consent.may_send_utility, WA) and not db.transaction(consent.may_send_marketing, WA)
+    [event] = db.transaction(consent.history, WA)
+    assert (event.status, event.scope, event.detail) == (consent.OPTED_OUT, consent.ALL, f"{word} ({language})")
+
+
+async def test_start_after_stopall_re_enables_both(db):
+    await run(ActionOptOut(), make_tracker("stop", metadata=stop_all("STOPALL", "en"), text="/stop"))
+    await run(ActionOptOut(), make_tracker("stop", metadata=keyword("STOP", "en"), text="/stop"))  # STOP keeps STOPALL
+    assert not db.transaction(consent.may_send_utility, WA)
+    await run(ActionResubscribe(), make_tracker("resubscribe", metadata=keyword("START", "en", "start"), text="/resubscribe"))
+    assert db.transaction(consent.may_send_utility, WA) and db.transaction(consent.may_send_marketing, WA)
+    assert [(e.status, e.scope) for e in db.transaction(consent.history, WA)] == [
+        (consent.OPTED_OUT, consent.ALL), (consent.OPTED_OUT, consent.MARKETING), (consent.OPTED_IN, consent.ALL)]
