@@ -17,12 +17,25 @@ language has locales/<lang>/responses.yml with the same response names. This che
   body <= 1024, header and footer <= 60, reply button titles <= 20; a part with
   `metadata: {max_length: n}` (a button title or row text) <= n.
 
+And the texts that are not responses (`all_problems`):
+
+- the words the bot splices into sentences and the channel's own words
+  (locales/<lang>/words.yml, shop/words.py): every English key in every offered
+  language, no key English lacks, the same {placeholders}, a list button <= 20; and
+  every value of the shop's files that is spliced (handoff labels, order statuses,
+  payment methods and carriers of the shop facts, sizes that are words) has an English
+  entry, so that each language can say it;
+- the prose shop facts (locales/<lang>/facts.yml, shop.facts.TEXT_FACTS): every one in
+  every offered language (else the customer reads shop.yml's), with the same numbers;
+- the desk's quick replies (quick_replies.yml): every `key` in every offered language.
+
 Prints one line per problem and exits 1 if there is any.
 
     .venv/bin/python scripts/check_locales.py [--languages en,de] [--locales DIR]
 """
 import argparse
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
@@ -32,7 +45,9 @@ sys.path.insert(0, str(ROOT))
 
 from ruamel.yaml import YAML  # noqa: E402
 
-from shop import i18n  # noqa: E402
+from shop import contacts, handoffs, i18n, words  # noqa: E402
+from shop.catalog import load_catalog  # noqa: E402
+from shop.facts import TEXT_FACTS, load_facts, lookup, translated_facts  # noqa: E402
 
 TEXT_MAX = 4096
 REPLY_BUTTONS_MAX = 3
@@ -218,6 +233,132 @@ def problems(root: Path = ROOT, locales: Optional[Path] = None, languages: Seque
     return found
 
 
+# ------------------------------------------------------------------ words, facts, quick replies
+
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
+_SIZE_CODE = re.compile(r"\d*x*[sml]|[\d\s./-]+", re.IGNORECASE)  # "M", "XXL", "2XL", "39-42": no word
+
+
+def shop_values() -> Dict[str, Set[str]]:
+    """The values of the shop's files that actions splice into sentences, by section."""
+    facts = load_facts().raw
+    orders = facts.get("demo_orders") or []
+    return {
+        words.LABELS: {*handoffs.labels_by_reason().values(), contacts.NEW_CUSTOMER},
+        words.ORDER_STATUSES: {str(o["status"]) for o in orders if o.get("status")},
+        words.PAYMENT_METHODS: {str(m) for m in facts.get("payment_methods") or []}
+        | {str(o["payment_method"]) for o in orders if o.get("payment_method")},
+        words.CARRIERS: {str(c) for c in (facts.get("shipping") or {}).get("carriers") or []}
+        | {str(o["carrier"]) for o in orders if o.get("carrier")},
+        words.SIZES: {s for p in load_catalog().products for s in p.sizes if not _SIZE_CODE.fullmatch(s.strip())},
+    }
+
+
+def word_problems(locales: Path, languages: Sequence[str], root: Path = ROOT) -> List[str]:
+    """locales/<lang>/words.yml against English's, and the shop's values against English."""
+    english = words.english(locales)
+    found = [
+        f"{_shown(words.path(i18n.ENGLISH, locales), root)}: {section}: no word for {value!r} (a value of the shop's files)"
+        for section, values in shop_values().items() for value in sorted(values)
+        if words.word(section, value, i18n.ENGLISH, locales) == value and value not in english.get(section, {})
+    ]
+    for path in sorted(locales.glob(f"*/{words.FILE}")):
+        language = path.parent.name
+        if language == i18n.ENGLISH:
+            continue
+        shown, own = _shown(path, root), words.read(language, locales)
+        if not own:
+            found.append(f"{shown}: cannot be read or has no sections")
+        for section, entries in own.items():
+            for key, text in entries.items():
+                if key not in english.get(section, {}):
+                    found.append(f"{shown}: {section}: {key!r} is not a key in English's words.yml: a typo?")
+                    continue
+                expected, used = i18n.placeholders(english[section][key]), i18n.placeholders(text)
+                if expected != used:
+                    found.append(f"{shown}: {section}: {key}: placeholders differ from English ({', '.join(sorted(expected)) or 'none'})")
+    for language in list(languages) + [i18n.ENGLISH]:
+        own = words.read(language, locales) if language != i18n.ENGLISH else english
+        if language != i18n.ENGLISH and language not in languages:
+            continue
+        shown = _shown(words.path(language, locales), root)
+        missing = [f"{section}: {key}" for section, entries in english.items() for key in entries if key not in own.get(section, {})]
+        if language != i18n.ENGLISH and not own:
+            found.append(f"{shown}: missing: the language is offered but has no words ({len(missing)} to translate)")
+        elif missing:
+            found += [f"{shown}: {m} is missing (offered languages need every word)" for m in missing]
+        label = own.get(words.CHANNEL, {}).get("list_button")
+        problem = _too_long("the list button label (channel: list_button)", label, LIST_BUTTON_LABEL_MAX)
+        if problem:
+            found.append(f"{shown}: {problem}")
+    return list(dict.fromkeys(found))
+
+
+def _numbers(text: str) -> List[str]:
+    return sorted(n.replace(",", ".") for n in _NUMBER.findall(text))
+
+
+def fact_problems(locales: Path, languages: Sequence[str], root: Path = ROOT) -> List[str]:
+    """locales/<lang>/facts.yml: every prose fact of the shop, with shop.yml's numbers."""
+    raw, found = load_facts().raw, []
+    for language in languages:
+        if language == i18n.ENGLISH:
+            continue
+        path = locales / language / "facts.yml"
+        try:
+            translated = translated_facts(language, locales)
+        except Exception as error:  # the file is broken: say where
+            found.append(f"{_shown(path, root)}: cannot be read: {error}")
+            continue
+        if not translated:
+            count = sum(lookup(raw, key) is not None for key in TEXT_FACTS)
+            found.append(f"{_shown(path, root)}: missing: the language is offered but has no shop facts ({count} to translate; "
+                         "customers read shop.yml's)")
+            continue
+        for key in TEXT_FACTS:
+            own = lookup(raw, key)
+            if own is None:
+                continue
+            text = lookup(translated, key)
+            if text is None:
+                found.append(f"{_shown(path, root)}: {key} is missing: customers writing {language} read shop.yml's text")
+            elif _numbers(text) != _numbers(own):
+                found.append(f"{_shown(path, root)}: {key}: the numbers differ from shop.yml ({', '.join(_numbers(own)) or 'none'})")
+    return found
+
+
+def quick_reply_problems(path: Path, languages: Sequence[str], root: Path = ROOT) -> List[str]:
+    """Every canned answer (`key`) of the desk in every offered language."""
+    if not path.exists():
+        return []
+    loaded = YAML(typ="safe").load(path.read_text(encoding="utf-8")) or {}
+    replies = [r for r in loaded.get("quick_replies") or [] if isinstance(r, dict)]
+    shown, found = _shown(path, root), []
+    have: Dict[str, Set[str]] = {}
+    for reply in replies:
+        code = i18n.normalize(str(reply.get("language") or "").split("_")[0])
+        if code is None:
+            continue  # fits every chat
+        if not reply.get("key"):
+            found.append(f"{shown}: the quick reply {reply.get('title')!r} ({code}) has no key (which answer it translates)")
+            continue
+        have.setdefault(str(reply["key"]), set()).add(code)
+    for key, codes in sorted(have.items()):
+        for language in languages:
+            if language not in codes:
+                found.append(f"{shown}: the quick reply {key!r} is missing in {language}")
+    return found
+
+
+def all_problems(root: Path = ROOT, locales: Optional[Path] = None, languages: Sequence[str] = (i18n.ENGLISH,)) -> List[str]:
+    """`problems` and the texts that are not responses."""
+    locales = locales or Path(os.environ.get("SHOP_LOCALES") or root / "locales")
+    return (
+        problems(root, locales, languages) + word_problems(locales, languages, root) + fact_problems(locales, languages, root)
+        + quick_reply_problems(root / "quick_replies.yml", languages, root)
+    )
+
+
 def _shown(path: Path, root: Path) -> str:
     try:
         return str(path.relative_to(root))
@@ -232,14 +373,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     languages = offered_languages(args.languages)
-    found = problems(args.root, args.locales, languages)
+    found = all_problems(args.root, args.locales, languages)
     for problem in found:
         print(problem)
     if found:
         print(f"check_locales: {len(found)} problem(s)", file=sys.stderr)
         return 1
     english = i18n.english_responses(args.root)
-    print(f"check_locales: {len(english)} responses, complete in {', '.join(languages)}; locale files valid")
+    print(f"check_locales: {len(english)} responses, words, shop facts and quick replies complete in {', '.join(languages)}; locale files valid")
     return 0
 
 

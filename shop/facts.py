@@ -1,19 +1,60 @@
 """The shop's facts (shop/demo_shop/shop.yml by default, `SHOP_FACTS`): opening hours,
 shipping, returns, demo orders... The FAQ answers in data/responses agree with them
-(tests/nlu checks it); actions read them here."""
+(tests/nlu checks it); actions read them here.
+
+The facts that are prose customers read (the address, delivery times, the return
+conditions... `TEXT_FACTS`) are written in the shop's default language in shop.yml and
+in every other language in `locales/<lang>/facts.yml`, under the same keys and with the
+same numbers (scripts/check_locales.py compares them): `Facts.text(key, language)`.
+A language without its version gets shop.yml's, and the check says so."""
 import datetime as dt
 import os
 import re
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
+from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 from zoneinfo import ZoneInfo
 
 from ruamel.yaml import YAML
 
+from shop import i18n
 from shop.catalog import DEMO_DIR
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+TEXT_FACTS = (
+    "store.address", "shipping.germany.days", "shipping.eu.days", "shipping.worldwide.days",
+    "shipping.express_germany.days", "returns.condition", "returns.cost", "returns.refund_days",
+    "discounts.students", "materials", "privacy",
+)
+FACTS_FILE = "facts.yml"
+
+
+def lookup(tree: Any, key: str) -> Optional[str]:
+    """The text at a dotted key ("returns.cost") of a facts mapping, or None."""
+    for part in key.split("."):
+        if not isinstance(tree, dict) or part not in tree:
+            return None
+        tree = tree[part]
+    return " ".join(str(tree).split()) if isinstance(tree, (str, int, float)) else None
+
+
+@lru_cache(maxsize=32)
+def _translated(path: str, stamp: Optional[int]) -> Dict[str, Any]:
+    if stamp is None:
+        return {}
+    loaded = YAML(typ="safe").load(Path(path).read_text(encoding="utf-8"))
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def translated_facts(language: Optional[str], directory: Optional[Path] = None) -> Dict[str, Any]:
+    """`locales/<language>/facts.yml` ({} if there is none)."""
+    path = (directory or i18n.locales_dir()) / (i18n.normalize(language) or i18n.ENGLISH) / FACTS_FILE
+    try:
+        stamp: Optional[int] = path.stat().st_mtime_ns
+    except OSError:
+        stamp = None
+    return _translated(str(path), stamp)
 
 
 @dataclass(frozen=True)
@@ -58,6 +99,16 @@ class Facts:
             str(o["order_id"]).upper(): Order(**{k: str(v) for k, v in o.items()})
             for o in self.raw.get("demo_orders") or []
         }
+
+    def text(self, key: str, language: Optional[str] = None, directory: Optional[Path] = None) -> str:
+        """A prose fact (`TEXT_FACTS`, "returns.condition") in the language
+        (locales/<lang>/facts.yml), else as shop.yml writes it."""
+        own = lookup(self.raw, key)
+        if own is None:
+            raise KeyError(f"no fact {key!r} in the shop facts")
+        if not i18n.normalize(language):
+            return own
+        return lookup(translated_facts(language, directory), key) or own
 
     def order(self, order_id: str) -> Optional[Order]:
         return self.orders.get(find_order_id(order_id) or "")

@@ -72,7 +72,7 @@ def english(directory: Optional[Path] = None) -> Words:
     shop with locales of its own need not copy the channel's words)."""
     own = read(i18n.ENGLISH, i18n.ROOT / "locales")
     chosen = read(i18n.ENGLISH, directory)
-    return {s: {**own.get(s, {}), **chosen.get(s, {})} for s in {*own, *chosen}}
+    return {s: {**own.get(s, {}), **chosen.get(s, {})} for s in dict.fromkeys([*own, *chosen])}
 
 
 def word(section: str, key: Any, language: Optional[str], directory: Optional[Path] = None) -> str:

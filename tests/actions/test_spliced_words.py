@@ -155,3 +155,14 @@ def test_no_english_value_word_in_any_rendered_answer(language, status, method, 
     texts = rendered(messages, language)
     assert all(texts)
     assert not leaked("\n".join(texts), language), (language, texts)
+
+
+def test_prose_shop_facts_in_the_language_else_as_shop_yml_writes_them(monkeypatch):
+    monkeypatch.delenv("SHOP_LOCALES", raising=False)
+    facts = load_facts()
+    assert facts.text("returns.cost", "de") == "innerhalb Deutschlands kostenlos, aus anderen Ländern 6,95 €"
+    assert facts.text("store.address", "ka") == "Torstraße 101, 10119 ბერლინი, გერმანია"
+    assert facts.text("shipping.germany.days", "zh") == "1-3 个工作日"
+    assert facts.text("returns.cost", "es") == facts.text("returns.cost") == "free within Germany, 6.95 from other countries"
+    with pytest.raises(KeyError):
+        facts.text("returns.nothing", "de")

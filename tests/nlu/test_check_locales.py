@@ -11,6 +11,8 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 import check_locales  # noqa: E402
 
+from shop.facts import load_facts  # noqa: E402
+
 DOMAIN = """
 version: "3.1"
 responses:
@@ -60,6 +62,8 @@ def project(tmp_path: Path) -> Path:
     (tmp_path / "data" / "responses" / "faq.yml").write_text(FAQ, encoding="utf-8")
     (tmp_path / "locales" / "de").mkdir(parents=True)
     (tmp_path / "locales" / "de" / "responses.yml").write_text(GOOD, encoding="utf-8")
+    for name in ("words.yml", "facts.yml"):  # the project's: the checks of texts that are not responses
+        (tmp_path / "locales" / "de" / name).write_text((ROOT / "locales" / "de" / name).read_text(encoding="utf-8"), encoding="utf-8")
     return tmp_path
 
 
@@ -142,3 +146,84 @@ def test_the_project_passes():
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / "check_locales.py"), "--languages", "en"],
                             capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# ------------------------------------------------------------------ words, facts, quick replies
+
+
+def check_all(project: Path, languages: str = "en,de") -> list:
+    return check_locales.all_problems(project, project / "locales", check_locales.offered_languages(languages))
+
+
+def edit(project: Path, name: str, old: str, new: str, language: str = "de") -> None:
+    path = project / "locales" / language / name
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new), encoding="utf-8")
+
+
+def test_the_projects_words_facts_and_quick_replies_pass_in_every_language():
+    assert check_locales.all_problems(languages=("en", "de", "ru", "cs", "ka", "hy", "zh")) == []
+
+
+def test_words_every_key_in_every_offered_language(project):
+    assert check_all(project) == []
+    edit(project, "words.yml", "  awaiting payment: wartet auf Zahlung\n", "")
+    edit(project, "words.yml", "  bank transfer: Überweisung", "  bank transfr: Überweisung")
+    assert check_all(project) == [
+        "locales/de/words.yml: payment_methods: 'bank transfr' is not a key in English's words.yml: a typo?",
+        "locales/de/words.yml: order_statuses: awaiting payment is missing (offered languages need every word)",
+        "locales/de/words.yml: payment_methods: bank transfer is missing (offered languages need every word)",
+    ]
+    assert check_all(project, "en,de,ka")[-1].startswith("locales/ka/facts.yml: missing: the language is offered")
+    assert "locales/ka/words.yml: missing: the language is offered but has no words (25 to translate)" in check_all(project, "en,ka")
+
+
+def test_words_placeholders_and_the_list_button_limit(project):
+    edit(project, "words.yml", "Weitere Optionen ({page}/{pages})", "Weitere Optionen ({seite})")
+    edit(project, "words.yml", 'list_button: "Optionen"', 'list_button: "Weitere Möglichkeiten zur Auswahl"')
+    assert check_all(project) == [
+        "locales/de/words.yml: channel: more_options: placeholders differ from English (page, pages)",
+        "locales/de/words.yml: the list button label (channel: list_button) has 33 characters, WhatsApp allows 20: "
+        "'Weitere Möglichkeiten zur Auswahl'",
+    ]
+
+
+def test_a_value_of_the_shops_files_without_a_word_fails(project, tmp_path, monkeypatch):
+    facts = (ROOT / "shop" / "demo_shop" / "shop.yml").read_text(encoding="utf-8")
+    changed = tmp_path / "shop.yml"
+    changed.write_text(facts.replace("payment_methods: [credit card,", "payment_methods: [cash on delivery, credit card,")
+                       .replace("status: processing}", "status: on hold}"), encoding="utf-8")
+    monkeypatch.setenv("SHOP_FACTS", str(changed))
+    load_facts.cache_clear()
+    try:
+        found = check_all(project)
+    finally:
+        load_facts.cache_clear()
+    assert found == [
+        "locales/en/words.yml: order_statuses: no word for 'on hold' (a value of the shop's files)",
+        "locales/en/words.yml: payment_methods: no word for 'cash on delivery' (a value of the shop's files)",
+    ]
+
+
+def test_shop_facts_every_text_with_the_same_numbers(project):
+    edit(project, "facts.yml", "aus anderen Ländern 6,95 €", "aus anderen Ländern 7,95 €")
+    edit(project, "facts.yml", '  worldwide: {days: "7-14 Werktage"}\n', "")
+    assert check_all(project) == [
+        "locales/de/facts.yml: shipping.worldwide.days is missing: customers writing de read shop.yml's text",
+        "locales/de/facts.yml: returns.cost: the numbers differ from shop.yml (6.95)",
+    ]
+
+
+def test_quick_replies_every_answer_in_every_offered_language(project):
+    (project / "quick_replies.yml").write_text(
+        "quick_replies:\n"
+        "  - {key: greeting, title: Greeting, language: en_US, text: Hi}\n"
+        "  - {key: greeting, title: Begrüßung, language: de, text: Hallo}\n"
+        "  - {key: bye, title: Bye, language: en, text: Bye}\n"
+        "  - {title: 👍, text: 👍}\n"
+        "  - {title: Tschüss, language: de, text: Tschüss}\n", encoding="utf-8")
+    assert check_all(project) == [
+        "quick_replies.yml: the quick reply 'Tschüss' (de) has no key (which answer it translates)",
+        "quick_replies.yml: the quick reply 'bye' is missing in de",
+    ]
