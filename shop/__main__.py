@@ -13,6 +13,7 @@ A contact is named by a phone number (any formatting), a business-scoped user id
     python -m shop order update LT-10421 shipped --carrier DHL --tracking 00340434161234567890
     python -m shop order show LT-10421                       # an order's state and history
     python -m shop profile push | python -m shop profile show   # WhatsApp business profile from the facts
+    python -m shop templates validate | sync | list | submit winter_offer [--language de]   # WhatsApp templates
 
 The tracker store is the one the endpoints file configures (RASA_ENDPOINTS, default
 endpoints.yml); the shop database is SHOP_DB_URL (default var/shop.db).
@@ -34,6 +35,7 @@ with warnings.catch_warnings():  # Rasa's dependencies warn about themselves at 
 
 from shop import agents, consent, contacts, gdpr, retention  # noqa: E402
 from shop.db import get_database  # noqa: E402
+from shop import template_sync  # noqa: E402
 from shop import order_commands, profile  # noqa: E402
 from shop import campaign_commands  # noqa: E402
 
@@ -187,6 +189,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     order_commands.add_command(commands)
     profile.add_command(commands)
     campaign_commands.add_parser(commands)
+    template_sync.add_command(commands)
     args = parser.parse_args(argv)
     if args.command == "agent" and args.action in ("add", "remove") and not args.name:
         parser.error("agent add/remove needs a NAME")

@@ -8,7 +8,7 @@ import secrets
 import time
 from pathlib import Path
 from typing import Any, Callable, Optional
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from aiohttp import web
 
@@ -27,6 +27,7 @@ from .state import (
     Chat, ChatMessage, Fault, IdentityConflict, IdentityError, RecordLog, RequestRecord,
     SimulatorState, WebhookRecord, new_wamid,
 )
+from .templates import DEFAULT_FIELDS, FIELDS, TemplateStore
 from .webhooks import (
     WebhookSender, message_webhook, pricing, serialize, status_object, status_webhook,
     system_webhook, user_preferences_webhook,
@@ -104,6 +105,9 @@ class Simulator:
         self.catalog = catalog or Catalog.load(config.resolved_catalog_path(), config.catalog_id)
         self.state = SimulatorState()
         self.sender = WebhookSender(config, self.state.webhooks)
+        #: The business account's message templates (kept across /sim/api/reset: they are the
+        #: account's, not a chat's; DELETE /sim/api/templates forgets them).
+        self.templates = TemplateStore(config.template_approval_seconds)
         self.profile = BusinessProfile()
 
     # ------------------------------------------------------------------ routes
@@ -114,6 +118,8 @@ class Simulator:
             web.post(f"/{{version:{VERSION_PATTERN}}}/{{phone_number_id}}/messages", self.graph_messages),
             web.get(f"/{{version:{VERSION_PATTERN}}}/{{phone_number_id}}/whatsapp_business_profile", self.graph_profile),
             web.post(f"/{{version:{VERSION_PATTERN}}}/{{phone_number_id}}/whatsapp_business_profile", self.graph_profile),
+            web.get(f"/{{version:{VERSION_PATTERN}}}/{{waba_id}}/message_templates", self.graph_templates),
+            web.post(f"/{{version:{VERSION_PATTERN}}}/{{waba_id}}/message_templates", self.graph_templates),
             # Media URL of a customer's photo/file (one path segment: the media id).
             web.get(f"/{{version:{VERSION_PATTERN}}}/{{media_id:[^/]+}}", self.graph_media),
             web.route("*", f"/{{version:{VERSION_PATTERN}}}/{{tail:.*}}", self.graph_unknown),
@@ -136,6 +142,9 @@ class Simulator:
             web.post(f"{api}/chats/{{chat_id}}/change-number", self.change_number),
             web.post(f"{api}/chats/{{chat_id}}/change-user-id", self.change_user_id),
             web.get(f"{api}/chats/{{chat_id}}/events", self.chat_events),
+            web.get(f"{api}/templates", self.get_templates),
+            web.delete(f"{api}/templates", self.clear_templates),
+            web.post(f"{api}/templates/{{name}}/{{language}}", self.set_template_status),
             web.get(f"{api}/faults", self.get_faults),
             web.post(f"{api}/faults", self.add_faults),
             web.delete(f"{api}/faults", self.clear_faults),
@@ -239,6 +248,43 @@ class Simulator:
         except GraphApiError as exc:
             return self._close_record(record, exc.http_status, exc.to_body())
 
+    async def graph_templates(self, request: web.Request) -> web.Response:
+        """``GET|POST /{version}/{waba_id}/message_templates``: the account's templates,
+        listed page by page or created (simulator/templates.py)."""
+        record, body, parsed = await self._open_record(request)
+        try:
+            self._authorize(request)
+            waba_id = request.match_info["waba_id"]
+            if waba_id != self.config.waba_id:
+                raise graph_api.unknown_object(waba_id, method=request.method.lower())
+            now = self.state.clock.now()
+            if request.method == "POST":
+                created = self.templates.create(body if parsed else None, now)
+                result = {"id": created.id, "status": created.status, "category": created.category}
+            else:
+                result = self._template_page(request, now)
+        except GraphApiError as exc:
+            return self._close_record(record, exc.http_status, exc.to_body())
+        return self._close_record(record, 200, result)
+
+    def _template_page(self, request: web.Request, now: float) -> dict[str, Any]:
+        """One page: ``{"data", "paging": {"cursors": {"before", "after"}, "next"}}``,
+        ``next`` (the same query with the ``after`` cursor) only while more follow."""
+        wanted = request.query.get("fields")
+        fields = tuple(f.strip() for f in wanted.split(",") if f.strip()) if wanted else DEFAULT_FIELDS
+        for name in fields:
+            if name not in FIELDS:
+                raise GraphApiError(400, 100, f"(#100) Tried accessing nonexisting field ({name}) on node type (WhatsAppMessageTemplate)")
+        shown, before, after, more = self.templates.page(now, request.query)
+        result: dict[str, Any] = {"data": [t.to_json(fields) for t in shown]}
+        if shown:
+            paging: dict[str, Any] = {"cursors": {"before": before, "after": after}}
+            if more:
+                query = {k: v for k, v in request.query.items() if k not in ("after", "before")}
+                paging["next"] = f"{request.scheme}://{request.host}{request.path}?{urlencode({**query, 'after': after})}"
+            result["paging"] = paging
+        return result
+
     async def graph_media(self, request: web.Request) -> web.Response:
         """``GET /{version}/{media_id}``: where to download a customer's media (the URL
         needs the access token too, as Meta's does)."""
@@ -290,12 +336,17 @@ class Simulator:
         now = self.state.clock.now()
         chat = self.state.find_chat(address.value)
         window_open = chat is not None and chat.window_open(now, self.config.window_seconds)
+        rendered = None
         if message_type == "template":
             template = body["template"]
+            account = self.templates.check_send(template, now)  # the account's own templates first
             known = self.config.templates
-            if known is not None and template["name"] not in known:
+            if account is not None:
+                category, rendered = account.category.lower(), account.rendered(template)
+            elif known is not None and template["name"] not in known:
                 raise graph_api.unknown_template(template["name"], template["language"]["code"])
-            category = (known or {}).get(template["name"], "marketing")
+            else:
+                category = (known or {}).get(template["name"], "marketing")
         else:
             if not window_open:
                 raise graph_api.reengagement()
@@ -309,7 +360,7 @@ class Simulator:
         message = ChatMessage(
             id=new_wamid(chat.wa_id or chat.user_id), direction="bot", type=message_type, payload=body,
             timestamp=now, status="failed" if failure else "sent" if skip_delivered else "delivered",
-            context_id=(body.get("context") or {}).get("message_id"), category=category,
+            context_id=(body.get("context") or {}).get("message_id"), category=category, rendered=rendered,
             # recipient_id (phone) only for a send addressed with "to".
             status_recipient=StatusRecipient(chat.user_id, chat.wa_id if address.by_phone else None),
             pricing=None if failure else pricing(category, window_open=window_open),
@@ -796,6 +847,29 @@ class Simulator:
         return response
 
     # ------------------------------------------------------------------ test API
+
+    async def get_templates(self, request: web.Request) -> web.Response:
+        """The account's templates with their status (as ``GET message_templates`` shows them)."""
+        return web.json_response({"templates": [t.to_json() for t in self.templates.all(self.state.clock.now())]})
+
+    async def set_template_status(self, request: web.Request) -> web.Response:
+        """``{"status": "PAUSED"|"DISABLED"|"REJECTED"|"APPROVED"|"PENDING", "reason",
+        "quality"}``: what Meta does to a template after review (pausing a low-quality
+        one, disabling it, rejecting it, approving it again)."""
+        data = await _read_object(request)
+        try:
+            template = self.templates.set_status(
+                request.match_info["name"], request.match_info["language"], self.state.clock.now(),
+                str(data.get("status", "")).upper(), data.get("reason"), data.get("quality"))
+        except KeyError as exc:
+            raise _json_error(404, str(exc.args[0])) from None
+        except ValueError as exc:
+            raise _json_error(400, str(exc)) from None
+        return web.json_response(template.to_json())
+
+    async def clear_templates(self, request: web.Request) -> web.Response:
+        self.templates.clear()
+        return web.json_response({"cleared": True})
 
     async def get_faults(self, request: web.Request) -> web.Response:
         return web.json_response({"faults": [fault.to_json() for fault in self.state.faults]})

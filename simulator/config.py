@@ -37,6 +37,8 @@ class SimulatorConfig:
     #: Known template names -> category. ``None`` accepts any template name (category
     #: "marketing" unless listed); a mapping rejects other names with 132001.
     templates: Optional[Mapping[str, str]] = field(default=None, compare=False)
+    #: How long Meta's review of a submitted template takes here (simulator time).
+    template_approval_seconds: float = 2.0
     webhook_timeout: float = 10.0
     #: Length of the customer-service window (24 h on WhatsApp).
     window_seconds: float = 24 * 3600
@@ -94,7 +96,17 @@ def config_from_args(
         "--phone-number-id", default=env.get("WHATSAPP_PHONE_NUMBER_ID") or "100000000000001"
     )
     parser.add_argument("--display-phone-number", default="15550100100")
-    parser.add_argument("--waba-id", default=env.get("WHATSAPP_WABA_ID") or "100000000000002")
+    parser.add_argument(
+        "--waba-id",
+        default=env.get("WHATSAPP_BUSINESS_ACCOUNT_ID") or env.get("WHATSAPP_WABA_ID") or "100000000000002",
+        help="WhatsApp Business Account id: webhooks' entry id, the message_templates path "
+        "(env WHATSAPP_BUSINESS_ACCOUNT_ID)",
+    )
+    parser.add_argument(
+        "--template-approval-seconds", type=float,
+        default=float(env.get("SIMULATOR_TEMPLATE_APPROVAL_SECONDS") or 2.0),
+        help="a submitted template is APPROVED this long after (env SIMULATOR_TEMPLATE_APPROVAL_SECONDS, default 2)",
+    )
     parser.add_argument(
         "--catalog", default=str(DEFAULT_CATALOG),
         help="products CSV, relative to the project root (default %(default)s)",
@@ -126,4 +138,5 @@ def config_from_args(
         catalog_id=args.catalog_id,
         shop_name=args.shop_name,
         templates=templates,
+        template_approval_seconds=args.template_approval_seconds,
     )

@@ -93,6 +93,7 @@ KNOWN_ERRORS: Mapping[int, tuple[int, str, str]] = {
     132001: (404, "(#132001) Template name does not exist in the translation",
              "Template name does not exist in the translation"),
     132015: (400, "(#132015) Template is Paused", "Template is Paused"),
+    132016: (400, "(#132016) Template is Disabled", "Template is Disabled"),
 }
 
 DEFAULT_DETAILS: Mapping[int, str] = {
@@ -126,19 +127,28 @@ class GraphApiError(Exception):
         type_: str = "OAuthException",
         details: Optional[str] = None,
         subcode: Optional[int] = None,
+        user_title: Optional[str] = None,
+        user_msg: Optional[str] = None,
     ) -> None:
-        super().__init__(f"{code}: {message}" + (f" ({details})" if details else ""))
+        super().__init__(f"{code}: {message}" + (f" ({details})" if details else "") + (f" ({user_msg})" if user_msg else ""))
         self.http_status = http_status
         self.code = code
         self.message = message
         self.type = type_
         self.details = details
         self.subcode = subcode
+        #: What Meta tells the person (the WhatsApp Manager shows these): template refusals.
+        self.user_title = user_title
+        self.user_msg = user_msg
 
     def to_body(self) -> dict[str, Any]:
         error: dict[str, Any] = {"message": self.message, "type": self.type, "code": self.code}
         if self.subcode is not None:
             error["error_subcode"] = self.subcode
+        if self.user_title is not None:
+            error["is_transient"] = False
+            error["error_user_title"] = self.user_title
+            error["error_user_msg"] = self.user_msg or self.user_title
         if self.details is not None:
             error["error_data"] = {"messaging_product": "whatsapp", "details": self.details}
         error["fbtrace_id"] = new_fbtrace_id()

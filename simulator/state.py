@@ -101,6 +101,9 @@ class ChatMessage:
     #: Bot messages: the ``pricing`` object, reported on one status only (delivered or read).
     pricing: Optional[Dict[str, Any]] = field(default=None, repr=False)
     priced: bool = field(default=False, repr=False)
+    #: Bot template messages of a template the account has: header, body, footer and
+    #: buttons with the send's values, as the customer's phone shows them.
+    rendered: Optional[Dict[str, Any]] = field(default=None, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -118,6 +121,8 @@ class ChatMessage:
             data["category"] = self.category
         if self.pricing is not None:
             data["pricing"] = self.pricing
+        if self.rendered is not None:
+            data["rendered"] = self.rendered
         return data
 
 
