@@ -194,7 +194,13 @@ def country_of(phone_or_bsuid: Optional[str]) -> Optional[str]:
     digits = "".join(ch for ch in text if ch.isdigit())
     if text.startswith("00"):
         digits = digits[2:]
-    return country_of_digits(digits) if digits else None
+    if not digits:
+        return None
+    try:  # a whole valid number: libphonenumber knows its exact territory (+44 1481: Guernsey)
+        region = phonenumbers.region_code_for_number(phonenumbers.parse("+" + digits))
+    except phonenumbers.NumberParseException:
+        region = None
+    return region if region and region != NON_GEOGRAPHIC else country_of_digits(digits)
 
 
 def is_us(phone: Optional[str], user_id: Optional[str] = None) -> bool:
