@@ -26,7 +26,7 @@ def _describe(order: orders.Order) -> str:
     if order.tracking_url:
         parts.append(order.tracking_url)
     parts.append(f"customer {order.contact_id or '(none)'}")
-    parts.append(f"since {_when(order.updated_at)}")
+    parts.append(f"since {_when(order.updated_at)}" if order.updated_at else "as in the demo facts")
     return ", ".join(parts)
 
 
@@ -68,7 +68,8 @@ def show(args: argparse.Namespace) -> int:
     print(_describe(order))
     for event in db.transaction(orders.history, args.order_id):
         tracking = " ".join(x for x in (event["carrier"], event["tracking"]) if x)
-        print(f"  {_when(event['at'])}  {event['state']:<16} via {event['source']:<7} {tracking:<30} {event['notice'] or ''}")
+        when = _when(event["at"]) if event["at"] else "(demo facts)".ljust(20)
+        print(f"  {when}  {event['state']:<16} via {event['source']:<7} {tracking:<30} {event['notice'] or ''}")
     return 0
 
 

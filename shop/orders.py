@@ -111,9 +111,10 @@ def _order(row: Mapping[str, Any]) -> Order:
 # ------------------------------------------------------------------ the demo facts
 
 
-def from_facts(fact: shop_facts.Order, timezone: dt.tzinfo, seeded_at: float) -> Order:
+def from_facts(fact: shop_facts.Order, timezone: dt.tzinfo, seeded_at: float = 0.0) -> Order:
     """A demo order of the facts as a record: a delivered one changed on its delivery
-    date (the shop's midnight), the others when they were seeded."""
+    date (the shop's midnight); the facts do not say when the others changed (0: any
+    update the order system sends is newer)."""
     state = FACT_STATES.get(fact.status.strip().lower())
     if state is None:
         raise OrderError(f"demo order {fact.order_id}: unknown status {fact.status!r} (known: {', '.join(FACT_STATES)})")
@@ -125,7 +126,7 @@ def from_facts(fact: shop_facts.Order, timezone: dt.tzinfo, seeded_at: float) ->
                  fact.payment_method, at)
 
 
-def seed(conn: Connection, facts: Optional[shop_facts.Facts] = None, now: Optional[float] = None) -> int:
+def seed(conn: Connection, facts: Optional[shop_facts.Facts] = None, now: float = 0.0) -> int:
     """Records the facts' demo orders that are not recorded yet (never overwrites an
     order: a later update wins over the facts); returns how many were added."""
     facts = facts or shop_facts.load_facts()
@@ -137,7 +138,7 @@ def seed(conn: Connection, facts: Optional[shop_facts.Facts] = None, now: Option
     ).scalars())
     added = 0
     for fact in wanted:
-        order = from_facts(fact, facts.timezone, now if now is not None else time.time())
+        order = from_facts(fact, facts.timezone, now)
         if order.order_id in known:
             continue
         inserted = conn.execute(
