@@ -35,3 +35,8 @@ else
 fi
 export WHATSAPP_API_VERSION="${WHATSAPP_API_VERSION:-v25.0}"
 export WHATSAPP_API_URL="${WHATSAPP_API_URL:-https://graph.facebook.com}"
+# The shop's order system signs its order updates with this (README, "Order updates"):
+# the sandbox has a fixed one; a real shop sets its own (without it the endpoint answers 503).
+if [ "$WHATSAPP_SANDBOX" = 1 ]; then
+  export SHOP_WEBHOOK_SECRET="${SHOP_WEBHOOK_SECRET:-sandbox-shop-secret}"
+fi
