@@ -263,7 +263,7 @@ def ineligible(conn: Connection, contact_id: str, category: str, now: float) -> 
 def mask(phone: Optional[str], user_id: Optional[str] = None) -> str:
     """A number with its calling code and last three digits ("+49•••••••567"), else a
     BSUID with its country and last four characters."""
-    digits = "".join(ch for ch in phone or "" if ch.isdigit())
+    digits = ratecard.digits_of(phone)
     if digits:
         code = len(ratecard.calling_code(digits))
         keep = min(3, max(len(digits) - code, 0))

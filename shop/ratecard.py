@@ -38,6 +38,7 @@ DEFAULT = "default"
 ALIASES = {"UK": "GB"}  # what people write -> ISO 3166
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 _BSUID_COUNTRY = re.compile(r"^([A-Z]{2})\.")
+_NOT_DIGIT = re.compile(r"[^0-9]")
 NON_GEOGRAPHIC = "001"  # libphonenumber's region of +800, +882...
 
 
@@ -150,6 +151,11 @@ def us_area_codes() -> FrozenSet[str]:
     return frozenset(area for area, region in _nanp_areas().items() if region == "US")
 
 
+def digits_of(text: Optional[str]) -> str:
+    """The ASCII digits of a number as typed ("+49 (170) 123-4567" -> "491701234567")."""
+    return _NOT_DIGIT.sub("", text or "")
+
+
 def calling_code(digits: str) -> str:
     """The country calling code an international number (digits) starts with, "" if none."""
     for length in (1, 2, 3):  # calling codes are prefix-free
@@ -164,7 +170,7 @@ def country_of_digits(digits: str) -> Optional[str]:
     "+"), or of its first digits: the calling code decides, and where several countries
     share it, the leading digits of the national number (as far as they are given).
     None for non-geographic numbers and digits that are no calling code."""
-    digits = "".join(ch for ch in digits if ch.isdigit())
+    digits = digits_of(digits)
     code = calling_code(digits)
     if not code:
         return None
@@ -191,7 +197,7 @@ def country_of(phone_or_bsuid: Optional[str]) -> Optional[str]:
     bsuid = _BSUID_COUNTRY.match(text)
     if bsuid:
         return bsuid.group(1)
-    digits = "".join(ch for ch in text if ch.isdigit())
+    digits = digits_of(text)
     if text.startswith("00"):
         digits = digits[2:]
     if not digits:
@@ -207,6 +213,6 @@ def is_us(phone: Optional[str], user_id: Optional[str] = None) -> bool:
     """A US recipient: a +1 number with a US area code, or, when no number is known, a
     BSUID of the US. Meta does not deliver marketing templates to them."""
     if phone:
-        digits = "".join(ch for ch in phone if ch.isdigit())
+        digits = digits_of(phone)
         return digits.startswith("1") and digits[1:4] in us_area_codes()
     return bool(user_id) and country_of(user_id) == "US"
