@@ -359,7 +359,9 @@ def make_budget(db: Database, settings: Settings, limit: int, redis_url: Optiona
     if redis_url:
         import redis
 
-        return budgets.RedisBudget(redis.Redis.from_url(redis_url), settings.rates, limit)
+        # SHOP_SEND_BUDGET_KEY: one budget per phone number / portfolio sharing a Redis.
+        key = os.environ.get("SHOP_SEND_BUDGET_KEY") or "shop:send-budget"
+        return budgets.RedisBudget(redis.Redis.from_url(redis_url), settings.rates, limit, prefix=key)
     return budgets.DatabaseBudget(db, settings.rates, limit)
 
 

@@ -94,7 +94,7 @@ class Send:
     language: str
     params: Dict[str, List[str]]
     category: str
-    attempts: int
+    attempts: int  # including this one
     phone: str = ""
     user_id: str = ""
 
@@ -474,7 +474,7 @@ def prepare(conn: Connection, sender_id: str, ids: Sequence[int], now: float, in
         sends.append(Send(
             id=row["id"], campaign_id=row["campaign_id"], contact_id=row["contact_id"], kind=row["kind"],
             template=row["template"], language=row["language"], params=json.loads(row["params"]),
-            category=row["category"], attempts=row["attempts"], phone=row["phone"] or "", user_id=row["user_id"] or "",
+            category=row["category"], attempts=row["attempts"] + 1, phone=row["phone"] or "", user_id=row["user_id"] or "",
         ))
     if hold:
         release(conn, sender_id, hold)

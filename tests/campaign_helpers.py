@@ -33,7 +33,8 @@ class Received:
 
 @dataclass
 class FakeGraph:
-    """`answers[recipient]`: queued (status, body) answers for that recipient (then 200);
+    """`answers[recipient]`: queued (status, body) answers for that recipient (then 200;
+    `answers["*"]`: for whoever comes next);
     `delay[recipient]`: seconds before answering; `on_send(recipient)` runs in the
     fake's thread before it answers (a STOP arriving mid-campaign, say)."""
 
@@ -68,17 +69,18 @@ class FakeGraph:
         recipient = str(payload.get("to") or payload.get("recipient") or "").lstrip("+")
         if self.on_send is not None:
             self.on_send(recipient)
+        with self._lock:  # recorded on arrival: a request Meta got counts even if the answer is lost
+            queued = self.answers.get(recipient) or self.answers.get("*") or []
+            status, body = queued.pop(0) if queued else (200, None)
+            received = Received(time.time(), recipient, payload, 0)
+            self.received.append(received)
         if self.delay.get(recipient):
             await asyncio.sleep(self.delay[recipient])  # a slow Meta (the client's timeout is shorter)
-        with self._lock:
-            queued = self.answers.get(recipient) or []
-            status, body = queued.pop(0) if queued else (200, None)
-            message_id = ""
-            if status == 200:
-                message_id = f"wamid.{uuid.uuid4().hex}"
-                body = {"messaging_product": "whatsapp", "contacts": [{"input": recipient, "wa_id": recipient}],
-                        "messages": [{"id": message_id}]}
-            self.received.append(Received(time.time(), recipient, payload, status, message_id))
+        if status == 200:
+            received.message_id = f"wamid.{uuid.uuid4().hex}"
+            body = {"messaging_product": "whatsapp", "contacts": [{"input": recipient, "wa_id": recipient}],
+                    "messages": [{"id": received.message_id}]}
+        received.status = status
         return web.json_response(body, status=status)
 
     async def _phone_number(self, request: web.Request) -> web.Response:
