@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 
 from shop import consent, contacts as contact_records
 from shop.db import PROJECT_ROOT, insert
-from shop.schema import consent_events, contact_identifiers, contact_labels, contacts, handoffs, inbox, media, outbound, outbox, suppressed_numbers
+from shop.schema import consent_events, contact_identifiers, contact_labels, contacts, handoffs, inbox, media, orders, outbound, outbox, suppressed_numbers
 
 EXPORT_LINK_SECONDS = 24 * 3600
 _EXPORT_NAME = re.compile(r"^[A-Za-z0-9_-]{32,}\.json$")
@@ -45,6 +45,7 @@ def export(conn: Connection, contact_id: str, conversation_events: List[Dict[str
         "labels": _rows(conn, contact_labels, contact_id, contact_labels.c.added_at),
         "handoffs": _rows(conn, handoffs, contact_id, handoffs.c.id),
         "messages_sent": _rows(conn, outbound, contact_id, outbound.c.created_at),
+        "orders": _rows(conn, orders, contact_id, orders.c.updated_at),
         "conversation": conversation_events,
     }
 
@@ -68,6 +69,9 @@ def erase(conn: Connection, contact_id: str, at: Optional[float] = None) -> Dict
     # what they wrote.
     for table in (contacts, contact_identifiers, consent_events, contact_labels, handoffs, outbound, outbox, media):
         counts[table.name] = conn.execute(table.delete().where(table.c.contact_id == contact_id)).rowcount
+    # Orders are the shop's records (its order system keeps them anyway): they stay, no
+    # longer linked to the person.
+    counts[orders.name] = conn.execute(orders.update().where(orders.c.contact_id == contact_id).values(contact_id=None)).rowcount
     # Webhook events still held (Meta may redeliver for a week) name the customer by
     # their identifiers; a former number now someone else's names that customer's.
     taken = set(conn.execute(

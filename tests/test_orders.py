@@ -301,3 +301,24 @@ def test_cli_update_and_show(tmp_path, monkeypatch, capsys):
     assert main(["order", "show", "LT-59999"]) == 1
     assert [r["template"] for r in sends(db)] == ["order_confirmed", "order_shipped"]
 
+
+
+# ------------------------------------------------------------------ GDPR and merged contacts
+
+
+def test_orders_are_exported_with_the_customer_follow_a_merge_and_lose_the_person_on_erasure(db):
+    from shop import gdpr
+    by_number = db.transaction(customer, GERMAN, "de")
+    db.transaction(order_notices.apply, order_notices.parse_update(
+        update("LT-60001", "confirmed", customer={"phone": "+" + GERMAN})), 1_795_000_000.0)
+    assert [o["order_id"] for o in db.transaction(gdpr.export, by_number, [])["orders"]] == ["LT-60001"]
+    by_user_id = db.transaction(lambda conn: contacts.resolve(conn, contacts.Identifiers(user_id="DE.60001"), 1_795_000_001.0).contact_id)
+    # A message with both identifiers: the two contacts are one customer, the older survives.
+    db.transaction(lambda conn: contacts.resolve(conn, contacts.Identifiers(phone=GERMAN, user_id="DE.60001"), 1_795_000_002.0))
+    survivor = db.transaction(contacts.find, "DE.60001")
+    assert survivor == by_number != by_user_id
+    assert db.transaction(orders.latest, "LT-60001").contact_id == survivor
+    counts = db.transaction(gdpr.erase, survivor, 1_795_000_003.0)
+    assert counts["orders"] == 1
+    kept = db.transaction(orders.latest, "LT-60001")
+    assert kept.state == orders.CONFIRMED and kept.contact_id is None
