@@ -207,14 +207,14 @@ def _shop_state(conn: Any, now: float) -> Tuple[Tuple[int, Optional[float]], Dic
 
 class _BlueprintWithRootMetrics(Blueprint):
     """The channel's blueprint, which also serves `/metrics` at the server's root (where
-    Prometheus looks by default) when Rasa registers it under `/webhooks/whatsapp`."""
-
-    metrics_handler: Optional[Callable[[Request], Awaitable[HTTPResponse]]] = None
+    Prometheus looks by default) when Rasa registers it under `/webhooks/whatsapp`.
+    The handler is in `ctx.metrics_handler` (Sanic objects take no other attributes)."""
 
     def register(self, app: Any, options: Any) -> Any:
         registered = super().register(app, options)
-        if self.metrics_handler is not None and not any(route.path == metrics.PATH.strip("/") for route in app.router.routes):
-            app.add_route(self.metrics_handler, metrics.PATH, methods=["GET"], name="whatsapp_root_metrics")
+        handler = getattr(self.ctx, "metrics_handler", None)
+        if handler is not None and not any(route.path == metrics.PATH.strip("/") for route in app.router.routes):
+            app.add_route(handler, metrics.PATH, methods=["GET"], name="whatsapp_root_metrics")
         return registered
 
 
@@ -328,7 +328,11 @@ class WhatsAppInput(InputChannel):
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         self._on_new_message = on_new_message
         webhook = _BlueprintWithRootMetrics("whatsapp_webhook", __name__)
-        webhook.metrics_handler = self.metrics_page
+
+        async def metrics_at_root(request: Request) -> HTTPResponse:
+            return await self.metrics_page(request)
+
+        webhook.ctx.metrics_handler = metrics_at_root
 
         @webhook.get("/")
         async def health(request: Request) -> HTTPResponse:
@@ -354,7 +358,10 @@ class WhatsAppInput(InputChannel):
             status, body = await self.readiness(getattr(request.app.ctx, "agent", None))
             return response.json(body, status=status)
 
-        webhook.add_route(self.metrics_page, metrics.PATH, methods=["GET"], name="whatsapp_metrics")
+        @webhook.get(metrics.PATH)
+        async def metrics_route(request: Request) -> HTTPResponse:
+            """Prometheus text (also at the server's root, `/metrics`)."""
+            return await self.metrics_page(request)
 
         @webhook.get("/webhook")
         async def verify(request: Request) -> HTTPResponse:
