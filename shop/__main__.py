@@ -4,6 +4,8 @@
     python -m shop delete  DE.1234567890123456789 --yes     # GDPR: erase it, tracker events included
     python -m shop consent c-3f9a0b1c2d3e4f5a6b7c           # consent status and history
     python -m shop consent +49 170 1234567 --opt-out --note "asked by phone"
+    python -m shop consent +49 170 1234567 --opt-out --all     # STOPALL: no order updates either
+    python -m shop contacts import customers.csv [--dry-run]   # contacts with consent proof (shop/contacts_import.py)
 
 A contact is named by a phone number (any formatting), a business-scoped user id
 (BSUID) or its contact id; every identifier it has had leads to it.
@@ -38,6 +40,7 @@ from shop.db import get_database  # noqa: E402
 from shop import template_sync  # noqa: E402
 from shop import order_commands, profile  # noqa: E402
 from shop import campaign_commands  # noqa: E402
+from shop import contacts_import  # noqa: E402
 
 
 def _endpoints(args: argparse.Namespace) -> Path:
@@ -100,15 +103,34 @@ def show_consent(args: argparse.Namespace) -> int:
         contact_id = db.transaction(contacts.resolve, ids, time.time(), False).contact_id  # e.g. asked by phone
     if contact_id is None:
         return 0 if _contact(args.who) else 1
-    if args.opt_in or args.opt_out:
-        change = consent.opt_in if args.opt_in else consent.opt_out
-        db.transaction(change, contact_id, "operator", None, args.note or f"set by {os.environ.get('USER', 'operator')}")
-    print(f"{contact_id}: {db.transaction(consent.status, contact_id)}, "
-          f"marketing allowed: {db.transaction(consent.may_send_marketing, contact_id)}")
+    if args.all and not args.opt_out:
+        print("--all goes with --opt-out (STOPALL: order updates stop too)", file=sys.stderr)
+        return 1
+    note = args.note or f"set by {os.environ.get('USER', 'operator')}"
+    if args.opt_in:
+        db.transaction(consent.opt_in, contact_id, "operator", None, note)
+    elif args.opt_out:
+        db.transaction(consent.opt_out, contact_id, "operator", None, note, None, consent.ALL if args.all else consent.MARKETING)
+    stopped_all = db.transaction(consent.stopped_all, contact_id)
+    print(f"{contact_id}: {db.transaction(consent.status, contact_id)}{' (STOPALL)' if stopped_all else ''}, "
+          f"marketing allowed: {db.transaction(consent.may_send_marketing, contact_id)}, "
+          f"order updates allowed: {db.transaction(consent.may_send_utility, contact_id)}")
     for event in db.transaction(consent.history, contact_id):
         when = dt.datetime.fromtimestamp(event.at, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        print(f"  {when}  {event.status:<10} via {event.source:<20} {event.detail or ''}")
+        print(f"  {when}  {event.status:<10} {event.scope:<9} via {event.source:<20} {event.detail or ''}")
     return 0
+
+
+def import_contacts(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    if not path.is_file():
+        print(f"no file {path}", file=sys.stderr)
+        return 1
+    result = contacts_import.import_file(get_database(), path, time.time(), args.dry_run)
+    for error in result.errors:
+        print(error, file=sys.stderr)
+    print(contacts_import.summary(result), file=sys.stderr if result.errors else sys.stdout)
+    return 1 if result.errors else 0
 
 
 def agent(args: argparse.Namespace) -> int:
@@ -175,7 +197,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     choice.add_argument("--opt-in", action="store_true")
     choice.add_argument("--opt-out", action="store_true")
     p.add_argument("--note", help="why (kept in the consent history)")
+    p.add_argument("--all", action="store_true", help="with --opt-out: order updates stop too (as STOPALL)")
     p.set_defaults(run=show_consent)
+    p = commands.add_parser("contacts", help="import contacts with their consent proof from a CSV file")
+    p.add_argument("action", choices=("import",))
+    p.add_argument("file", help="CSV (UTF-8): phone and/or user_id, name, language, labels, consent_source/time/wording")
+    p.add_argument("--dry-run", action="store_true", help="check and show what would happen, write nothing")
+    p.set_defaults(run=import_contacts)
     p = commands.add_parser("agent", help="agents of the desk: add (prints a token), list, remove")
     p.add_argument("action", choices=("add", "list", "remove"))
     p.add_argument("name", nargs="?")
