@@ -17,11 +17,11 @@ WhatsApp's own Stop button) does not stop them; STOPALL and its equivalents do
 import logging
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from sqlalchemy.engine import Connection
 
-from shop import audiences, campaigns, contacts, i18n, orders, templates, words
+from shop import audiences, campaigns, contacts, i18n, language, orders, templates, words
 from shop.db import cursor_of
 
 logger = logging.getLogger(__name__)
@@ -164,9 +164,22 @@ def contact_of(conn: Connection, customer: Optional[Customer], at: float) -> Opt
 
 
 def language_for(conn: Connection, contact_id: str, hint: Optional[str]) -> str:
-    """The customer's conversation language, else the checkout's, else the shop's default."""
+    """The customer's conversation language; for a customer who never wrote, the
+    checkout's, else the first guess the channel makes too (the number's or BSUID's
+    country), if the shop offers it; else the shop's default."""
     cursor, dialect = cursor_of(conn)
-    return i18n.normalize(contacts.language_of(cursor, dialect, contact_id)) or hint or i18n.default_language()
+    spoken = i18n.normalize(contacts.language_of(cursor, dialect, contact_id))
+    if spoken:
+        return spoken
+    try:
+        offered: Tuple[str, ...] = language.Settings.from_env().offered
+    except ValueError:  # misconfigured languages: the channel says so at start
+        offered = ()
+    phone, user_id = contacts.address_of(conn, contact_id)
+    for guess in (hint, language.prior(phone, user_id)):
+        if guess and guess in offered:
+            return guess
+    return i18n.default_language()
 
 
 def parameters(order: orders.Order, template: templates.Template) -> Dict[str, List[str]]:

@@ -140,6 +140,14 @@ def test_a_tracking_link_on_the_shops_own_tracking_page_becomes_the_buttons_suff
     assert json.loads(last["params"])["buttons"] == ["dpd/0123"]
 
 
+def test_a_customer_who_never_wrote_gets_the_checkouts_language_else_their_numbers(shop):
+    def queued(payload):
+        return shop.transaction(order_notices.apply, order_notices.parse_update(payload), 1_795_000_000.0).language
+    assert queued(update("LT-30010", "confirmed", customer={"phone": "+49 151 0000001"})) == "de"  # a German number
+    assert queued(update("LT-30011", "confirmed", customer={"phone": "+49 151 0000002"}, language="cs")) == "cs"
+    assert queued(update("LT-30012", "confirmed", customer={"phone": "+1 415 555 0100"})) == "en"  # the default
+
+
 def test_a_marketing_opt_out_does_not_stop_order_updates_stopall_does(shop):
     opted_out = shop.transaction(customer, ENGLISH)
     shop.transaction(consent.opt_out, opted_out, "keyword", None, "STOP (en)")
