@@ -28,6 +28,8 @@ if [ -z "${WHATSAPP_ACCESS_TOKEN:-}" ]; then
   export WHATSAPP_APP_SECRET="${WHATSAPP_APP_SECRET:-sandbox-app-secret}"
   export WHATSAPP_VERIFY_TOKEN="${WHATSAPP_VERIFY_TOKEN:-sandbox-verify-token}"
   export WHATSAPP_API_URL="${WHATSAPP_API_URL:-http://127.0.0.1:${SIMULATOR_PORT}}"
+  # The WhatsApp Business Account whose message templates the simulator keeps.
+  export WHATSAPP_BUSINESS_ACCOUNT_ID="${WHATSAPP_BUSINESS_ACCOUNT_ID:-100000000000002}"
   # The simulator also hosts placeholder product photos.
   export SHOP_IMAGE_BASE_URL="${SHOP_IMAGE_BASE_URL:-http://127.0.0.1:${SIMULATOR_PORT}/sim/images/}"
 else

@@ -39,6 +39,7 @@ DEFAULT_API_VERSION = "v25.0"
 FIELDS = "name,language,status,category,quality_score,id,rejected_reason"
 PAGE_SIZE = 100
 MAX_PAGES = 1000  # a paging loop that never ends is a bug somewhere: stop
+RETRY_SECONDS = 2.0  # `sync --every`: after a failure
 
 
 class GraphError(Exception):
@@ -276,18 +277,25 @@ def cmd_sync(args: argparse.Namespace) -> int:
             print("\n".join(problems), file=sys.stderr)
             print("templates.yml is not valid: nothing submitted", file=sys.stderr)
             all_templates = []
+    said, failures = "", 0
     with requests.Session() as session:
         while True:
             try:
                 recorded = _sync_once(db, account, session, args.submit_missing, args.wait, all_templates)
-                print(f"synced {len(recorded)} template variants of account {account.waba_id}: {_summary(recorded)}", flush=True)
+                failures, summary = 0, _summary(recorded)
+                if summary != said:  # a process that keeps syncing says only what changed
+                    print(f"synced {len(recorded)} template variants of account {account.waba_id}: {summary}", flush=True)
+                    said = summary
             except GraphError as error:
-                print(f"sync failed: {error}", file=sys.stderr, flush=True)
+                failures += 1
+                if not args.every or failures == 1 or failures % 30 == 0:
+                    print(f"sync failed: {error}", file=sys.stderr, flush=True)
                 if not args.every:
                     return 1
             if not args.every:
                 return 0
-            time.sleep(args.every)
+            # Not reached yet (the simulator starting next to us): try again soon.
+            time.sleep(min(args.every, RETRY_SECONDS) if failures else args.every)
 
 
 def cmd_list(args: argparse.Namespace) -> int:

@@ -329,6 +329,7 @@ def _parameter_problems(field: str, text: str, examples: Sequence[str], most: Op
     stray = _PARAMETER.sub("", text)
     if "{{" in stray or "}}" in stray:
         yield f"{field}: unbalanced braces (a parameter is written {{{{1}}}})"
+        return
     used = sorted({int(n) for n in numbers})
     count = max(used, default=0)
     if used and used != list(range(1, count + 1)):
@@ -556,7 +557,7 @@ def _value(template: Template, field: str, index: int, value: Any) -> str:
 def _check_count(template: Template, field: str, expected: int, given: Sequence[Any]) -> None:
     if len(given) != expected:
         raise ParameterError(
-            f"{template.name} ({template.language}): the {field} takes {expected} value(s)"
+            f"{template.name} ({template.language}): {field}: {expected} value(s) expected"
             + (f" ({', '.join('{{%d}}' % n for n in range(1, expected + 1))})" if expected else "")
             + f", {len(given)} given")
 

@@ -562,6 +562,7 @@
         return mediaView(message.type, p[message.type]);
       case 'template': {
         const t = p.template;
+        if (message.rendered) return templateContent(message, under);
         const parts = [h('div', { class: 'label', 'data-testid': 'template' },
           `Template · ${t.name} (${(t.language && t.language.code) || '?'})`)];
         for (const component of t.components || []) {
@@ -591,6 +592,33 @@
       default:
         return h('div', { class: 'label' }, `[${message.type}]`);
     }
+  }
+
+  /** A template of the business account, as the phone shows it: its texts with the
+   *  send's values, quick replies that send their payload back, URL buttons. */
+  function templateContent(message, under) {
+    const t = message.payload.template;
+    const shown = message.rendered;
+    for (const button of shown.buttons || []) {
+      if (button.type === 'quick_reply') {
+        under.push(h('button', { type: 'button', class: 'reply-button', 'data-testid': 'reply-button',
+          'data-payload': button.payload,
+          onclick: () => send({ type: 'button', payload: button.payload, text: button.text, context_id: message.id }) },
+          button.text));
+      } else {
+        under.push(h('a', { class: 'reply-button', 'data-testid': 'url-button', href: button.url,
+          target: '_blank', rel: 'noopener' }, `↗ ${button.text}`));
+      }
+    }
+    if (message.category === 'marketing') {
+      under.push(h('button', { type: 'button', class: 'under-button', 'data-testid': 'stop-promotions',
+        onclick: () => setPreference('stop') }, 'Stop promotions (WhatsApp)'));
+    }
+    return h('div', {},
+      shown.header ? h('div', { class: 'header-text', 'data-testid': 'template-header' }, shown.header) : null,
+      h('div', { 'data-testid': 'template-body' }, formatted(shown.body)),
+      shown.footer ? h('div', { class: 'footer-text' }, shown.footer) : null,
+      h('div', { class: 'label', 'data-testid': 'template' }, `Template · ${t.name} (${t.language.code})`));
   }
 
   function interactiveContent(message, under) {
