@@ -82,6 +82,8 @@ def start_stack(workdir: Path, model: Path, **extra_env: str) -> Stack:
         # Opening hours decide the handoff message: a weekday noon unless a test says otherwise.
         SHOP_FROZEN_TIME="2026-11-24T12:00:00+01:00",
         WHATSAPP_WEBHOOK_PORT=str(webhook_port),
+        # As `make run`: every process of the stack counts its metrics into one directory.
+        PROMETHEUS_MULTIPROC_DIR=str(workdir / "metrics"),
     )
     env.update(extra_env)
     webhook_url = f"http://127.0.0.1:{webhook_port}/webhooks/whatsapp/webhook"

@@ -137,3 +137,52 @@ def test_inbound_is_marked_read_and_outbound_statuses_are_stored(stack):
     requests.post(f"{sim.url}/sim/api/chats/{wa_id}/seen", json={"ids": [bot_wamid]}).raise_for_status()
     wait_until(lambda: status().status == "read", 10, "read status")
     assert [state for _, state in inbox_rows(stack, senders_of(sim, wa_id))] == ["done"]
+
+
+def test_liveness_readiness_and_metrics_of_the_running_processes(stack):
+    """The load balancer's endpoints, and the counters of a conversation in every
+    process's /metrics (one directory: the Rasa server, its inbox writer and the action
+    server answer the same sums)."""
+    from connectors.metrics import samples
+
+    assert requests.get(f"{stack.rasa_url}/webhooks/whatsapp/live", timeout=5).json() == {"status": "alive"}
+    ready = requests.get(f"{stack.rasa_url}/webhooks/whatsapp/ready", timeout=10)
+    assert ready.status_code == 200, ready.text
+    assert {name: check["ok"] for name, check in ready.json()["checks"].items()} == {
+        "model": True, "database": True, "lock_store": True, "webhook_port": True}
+
+    def scrape(url):
+        answer = requests.get(url, timeout=10)
+        assert answer.status_code == 200 and answer.headers["Content-Type"].startswith("text/plain")
+        return samples(answer.text)
+
+    def count(scraped, name, **labels):
+        return scraped.get((name, tuple(sorted(labels.items()))), 0.0)
+
+    before = scrape(f"{stack.rasa_url}/metrics")
+    wa_id = new_customer()
+    stack.simulator.customer_says(wa_id, type="text", text="hello")
+    stack.simulator.wait_for_messages(wa_id, 1)
+    requests.post(stack.webhook_url, data=b"{}", headers={"Content-Type": "application/json"})  # unsigned: 401
+
+    def turn_counted():
+        scraped = scrape(f"{stack.rasa_url}/metrics")
+        return scraped if count(scraped, "whatsapp_turn_seconds_count") > count(before, "whatsapp_turn_seconds_count") else None
+
+    after = wait_until(turn_counted, 30, "the turn to be counted")  # the answer went out before the turn ended
+    for name, labels in [
+        ("whatsapp_webhooks_total", dict(port="webhook", result="200")),
+        ("whatsapp_webhooks_total", dict(port="webhook", result="401")),
+        ("whatsapp_webhook_ack_seconds_count", dict(port="webhook")),
+        ("whatsapp_events_processed_total", dict(kind="message", result="done")),
+        ("whatsapp_graph_api_requests_total", dict(result="ok", code="")),
+    ]:
+        assert count(after, name, **labels) > count(before, name, **labels), (name, labels)
+    assert count(after, "whatsapp_model_loaded") == 1
+    assert any(name == "whatsapp_model_info" for name, _ in after)
+    assert ("whatsapp_inbox_pending", ()) in after
+    # The same sums at the server's channel route, the webhook port and the action server.
+    webhook_port = stack.webhook_url.split("/webhooks/")[0]
+    for url in (f"{stack.rasa_url}/webhooks/whatsapp/metrics", f"{webhook_port}/metrics",
+                f"http://127.0.0.1:{stack.env['ACTIONS_PORT']}/metrics"):
+        assert count(scrape(url), "whatsapp_webhooks_total", port="webhook", result="401") >= count(after, "whatsapp_webhooks_total", port="webhook", result="401"), url
