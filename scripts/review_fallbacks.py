@@ -3,14 +3,21 @@
 
     python scripts/review_fallbacks.py [--endpoints endpoints.yml]
                                        [--since 2026-11-01 | --days 7]
-                                       [--threshold 0.7] [--out review.yml]
+                                       [--threshold 0.7] [--out review.yml | --out-dir review/]
 
 Reads the user messages of the tracker store configured in the endpoints file (the same
 file `rasa run` uses, with its `${ENV}` variables substituted) and keeps those that
 fell back (intent `nlu_fallback`) or whose top intent scored below `--threshold`.
 Button and list taps (`/intent{...}` payloads) and media without a caption are skipped.
 
-The output is Rasa 3.1 NLU training data, grouped by the intent the model guessed (the
+The output is Rasa 3.1 NLU training data, grouped by the conversation's language (the
+one the channel decided for the message, `metadata.language`, else the `language` entity;
+a message without either, from before the channel recorded languages, counts as the
+shop's default, SHOP_DEFAULT_LANGUAGE), because each language is labelled into its own
+files (English `data/nlu/`, the others `data/nlu/<lang>/`): with `--out-dir` one file per
+language, `<dir>/<lang>.yml` (every offered language, SHOP_LANGUAGES, gets one, empty
+when nothing fell back), with `--out` one file with a section per language. Within a
+language, examples are grouped by the intent the model guessed (the
 best intent of `intent_ranking` that is not `nlu_fallback`; for a retrieval intent the
 ResponseSelector's sub-intent, e.g. `faq/shipping_time`). Identical texts are listed
 once, with their count. Each example carries a YAML comment with its confidence, why it
@@ -192,6 +199,7 @@ class Candidate:
     fell_back: bool
     timestamp: float
     sender: str  # the salted hash
+    language: str = "en"  # the conversation's language (its NLU data: data/nlu/ or data/nlu/<lang>/)
 
 
 def reviewable_text(event: Dict[str, Any]) -> Optional[str]:
@@ -205,6 +213,18 @@ def reviewable_text(event: Dict[str, Any]) -> Optional[str]:
         if not (media.get("caption") or "").strip():
             return None
     return text
+
+
+def language_of(event: Dict[str, Any], default: str) -> str:
+    """The conversation's language when the message came: the channel's decision in the
+    metadata, else the `language` entity (the slot's source), else `default`."""
+    metadata = event.get("metadata") if isinstance(event.get("metadata"), dict) else {}
+    entities = (event.get("parse_data") or {}).get("entities") or []
+    spoken = (metadata or {}).get("language") or next(
+        (e.get("value") for e in entities if isinstance(e, dict) and e.get("entity") == "language"), None
+    )
+    code = str(spoken or "").strip().replace("_", "-").split("-")[0].lower()
+    return code if re.fullmatch(r"[a-z]{2,3}", code) else default
 
 
 def sender_hash(sender_id: str, salt: bytes) -> str:
@@ -263,7 +283,9 @@ def annotate(text: str, entities: Iterable[Dict[str, Any]]) -> str:
     return "".join(out)
 
 
-def assess(sender_id: str, event: Dict[str, Any], threshold: float, salt: bytes) -> Optional[Candidate]:
+def assess(
+    sender_id: str, event: Dict[str, Any], threshold: float, salt: bytes, default_language: str = "en"
+) -> Optional[Candidate]:
     """A Candidate if this user event fell back or scored below the threshold."""
     text = reviewable_text(event)
     if text is None:
@@ -282,6 +304,7 @@ def assess(sender_id: str, event: Dict[str, Any], threshold: float, salt: bytes)
     ] if parse.get("text", raw_text) == raw_text else []
     return Candidate(
         text=text,
+        language=language_of(event, default_language),
         annotated=annotate(text, entities),
         predicted=predicted,
         confidence=confidence,
@@ -318,9 +341,9 @@ def dedupe_key(text: str) -> str:
 
 
 def merge(candidates: Iterable[Candidate]) -> List[Example]:
-    examples: Dict[str, Example] = {}
+    examples: Dict[Tuple[str, str], Example] = {}
     for candidate in candidates:
-        key = dedupe_key(candidate.text)
+        key = (candidate.language, dedupe_key(candidate.text))
         if key not in examples:
             examples[key] = Example(latest=candidate, confidences=[], senders=[])
         examples[key].add(candidate)
@@ -379,24 +402,29 @@ def _comment(example: Example, threshold: float) -> str:
     return ", ".join(parts)
 
 
-def render(examples: Sequence[Example], window: Window, threshold: float, messages: int, conversations: int) -> str:
-    lines = ['version: "3.1"']
-    if not examples:
-        lines += [
-            f"# No customer message fell back or scored below {threshold:.2f}, {window.label} (UTC).",
-            "nlu: []",
-        ]
-        return "\n".join(lines) + "\n"
-    header = (
-        f"Messages the bot did not understand well, {window.label} (UTC): {_plural(messages, 'message')} "
-        f"({_plural(len(examples), 'different text')}) from {_plural(conversations, 'conversation')} that fell "
-        f"back ({FALLBACK_INTENT}) or scored below {threshold:.2f}. Each is listed under the intent the bot "
-        "guessed, with the entities it found. Move each line to the right intent (or delete it), put the file "
-        "in data/nlu/ (or copy the lines to the intent's file there), then `make train`. Senders are salted "
-        "hashes, not phone numbers."
-    )
-    lines += [f"# {line}" for line in textwrap.wrap(header, width=86, break_on_hyphens=False)]
-    lines.append("nlu:")
+def data_folder(language: str) -> str:
+    """Where a language's NLU examples live: English in data/nlu/, the others in
+    data/nlu/<lang>/ (README, "Examples in every language")."""
+    return "data/nlu/" if language == "en" else f"data/nlu/{language}/"
+
+
+def language_name(code: str) -> str:
+    """"de" -> "German" (CLDR, through Babel); the code itself if Babel does not know it."""
+    try:
+        from babel import Locale
+
+        return str(Locale.parse(code).english_name)
+    except Exception:  # noqa: BLE001 - an unknown code is shown as it is
+        return code
+
+
+def languages_in_order(examples: Sequence[Example], default: str) -> List[str]:
+    """The languages of the examples, the shop's default first, then by code."""
+    return sorted({e.latest.language for e in examples}, key=lambda code: (code != default, code))
+
+
+def _intent_lines(examples: Sequence[Example], threshold: float) -> List[str]:
+    lines: List[str] = []
     groups: Dict[str, List[Example]] = {}
     for example in examples:
         groups.setdefault(example.latest.predicted or FALLBACK_INTENT, []).append(example)
@@ -406,6 +434,45 @@ def render(examples: Sequence[Example], window: Window, threshold: float, messag
         lines.append("  examples:")
         for example in sorted(groups[intent], key=lambda e: (-e.count, min(e.confidences), e.latest.text)):
             lines.append(f"  - text: {_yaml_scalar(example.latest.annotated)}  # {_comment(example, threshold)}")
+    return lines
+
+
+def render(
+    examples: Sequence[Example], window: Window, threshold: float, messages: int, conversations: int,
+    language: Optional[str] = None, default_language: str = "en",
+) -> str:
+    """One NLU file: every language, a section each (`language` None), or one language's
+    examples, ready to label into its data folder."""
+    lines = ['version: "3.1"']
+    where = f" in {language_name(language)} ({language})" if language else ""
+    if not examples:
+        lines += [
+            f"# No customer message{where} fell back or scored below {threshold:.2f}, {window.label} (UTC).",
+            "nlu: []",
+        ]
+        return "\n".join(lines) + "\n"
+    target = (
+        f"put the file in {data_folder(language)} (or copy the lines to the intent's file there)"
+        if language else
+        "copy each language's lines into its folder (English data/nlu/, the others data/nlu/<lang>/, as each "
+        "section says)"
+    )
+    header = (
+        f"Messages{where} the bot did not understand well, {window.label} (UTC): {_plural(messages, 'message')} "
+        f"({_plural(len(examples), 'different text')}) from {_plural(conversations, 'conversation')} that fell "
+        f"back ({FALLBACK_INTENT}) or scored below {threshold:.2f}. Each is listed under the intent the bot "
+        f"guessed, with the entities it found. Move each line to the right intent (or delete it), {target}, "
+        "then `make train`. Senders are salted hashes, not phone numbers."
+    )
+    lines += [f"# {line}" for line in textwrap.wrap(header, width=86, break_on_hyphens=False)]
+    lines.append("nlu:")
+    languages = [language] if language else languages_in_order(examples, default_language)
+    for code in languages:
+        chosen = [e for e in examples if e.latest.language == code]
+        if not language:
+            unknown = " and messages whose language was not recorded" if code == default_language else ""
+            lines.append(f"# ---- {language_name(code)} ({code}){unknown}: label into {data_folder(code)}")
+        lines += _intent_lines(chosen, threshold)
     return "\n".join(lines) + "\n"
 
 
@@ -415,6 +482,8 @@ class Review:
     messages: int
     conversations: int
     examples: int
+    by_language: Dict[str, str] = dataclasses.field(default_factory=dict)  # code -> that language's NLU file
+    counts: Dict[str, int] = dataclasses.field(default_factory=dict)  # code -> messages
 
     @property
     def summary(self) -> str:
@@ -425,20 +494,31 @@ class Review:
 
 
 def review(
-    events: Iterable[Tuple[str, Dict[str, Any]]], window: Window, threshold: float, salt: bytes
+    events: Iterable[Tuple[str, Dict[str, Any]]], window: Window, threshold: float, salt: bytes,
+    default_language: str = "en", offered: Sequence[str] = (),
 ) -> Review:
+    """What fell back: as one file (`yaml`) and as one file per language (`by_language`:
+    every offered language and every language that has messages)."""
     candidates, senders = [], set()
     for sender_id, event in events:
-        candidate = assess(sender_id, event, threshold, salt)
+        candidate = assess(sender_id, event, threshold, salt, default_language)
         if candidate is not None:
-            candidates.append(candidate)
+            candidates.append((sender_id, candidate))
             senders.add(sender_id)
-    examples = merge(candidates)
+    examples = merge(c for _, c in candidates)
+    by_language, counts = {}, {}
+    for code in dict.fromkeys([*offered, *languages_in_order(examples, default_language)]):
+        chosen = [e for e in examples if e.latest.language == code]
+        mine = [sender for sender, c in candidates if c.language == code]
+        counts[code] = len(mine)
+        by_language[code] = render(chosen, window, threshold, len(mine), len(set(mine)), code, default_language)
     return Review(
-        yaml=render(examples, window, threshold, len(candidates), len(senders)),
+        yaml=render(examples, window, threshold, len(candidates), len(senders), None, default_language),
         messages=len(candidates),
         conversations=len(senders),
         examples=len(examples),
+        by_language=by_language,
+        counts=counts,
     )
 
 
@@ -469,8 +549,16 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     when.add_argument("--days", type=int, default=DEFAULT_DAYS, help=f"review the last N days (default {DEFAULT_DAYS})")
     parser.add_argument("--threshold", type=_threshold, default=DEFAULT_THRESHOLD,
                         help=f"also list messages whose top intent scored below this (default {DEFAULT_THRESHOLD})")
-    parser.add_argument("--out", default="-", help="output file (default: standard output)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--out", default="-", help="one output file, a section per language (default: standard output)")
+    where.add_argument("--out-dir", type=Path, help="one file per language: DIR/<lang>.yml, ready to label into data/nlu/<lang>/")
     return parser.parse_args(argv)
+
+
+def offered_languages(default: str) -> List[str]:
+    """SHOP_LANGUAGES (the shop's languages; each gets a file with --out-dir), default first."""
+    codes = [c.strip().lower() for c in (os.environ.get("SHOP_LANGUAGES") or "").split(",") if c.strip()]
+    return list(dict.fromkeys([default, *codes]))
 
 
 def main(argv: Optional[Sequence[str]] = None, now: Optional[dt.datetime] = None) -> int:
@@ -480,12 +568,20 @@ def main(argv: Optional[Sequence[str]] = None, now: Optional[dt.datetime] = None
     window = Window(since=since, until=until)
     salt_text = os.environ.get(SALT_ENV)
     salt = salt_text.encode("utf-8") if salt_text else secrets.token_bytes(16)
+    default = (os.environ.get("SHOP_DEFAULT_LANGUAGE") or "en").strip().lower()
     try:
         config = read_tracker_store_config(Path(args.endpoints))
-        result = review(user_events(config, since.timestamp()), window, args.threshold, salt)
+        result = review(user_events(config, since.timestamp()), window, args.threshold, salt, default, offered_languages(default))
     except ReviewError as error:
         print(f"review_fallbacks: {error}", file=sys.stderr)
         return 2
+    if args.out_dir is not None:
+        args.out_dir.mkdir(parents=True, exist_ok=True)
+        for code, text in result.by_language.items():
+            (args.out_dir / f"{code}.yml").write_text(text, encoding="utf-8")
+        each = ", ".join(f"{code} {result.counts[code]}" for code in result.by_language)
+        print(f"review_fallbacks: {result.summary}, {window.label} -> {args.out_dir}/<lang>.yml ({each})", file=sys.stderr)
+        return 0
     if args.out == "-":
         sys.stdout.write(result.yaml)
         target = "standard output"

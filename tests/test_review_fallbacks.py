@@ -441,3 +441,78 @@ def test_merge_ignores_case_and_spacing() -> None:
     assert [(e.latest.text, e.count, e.senders) for e in merged] == [
         ("hi  there", 3, ["aaaaaa", "bbbbbb"]), ("hello", 1, ["aaaaaa"]),
     ]
+
+
+# ------------------------------------------------------------------ languages
+
+
+def event(text: str, language: Optional[str], intent: str = "faq", entities: Optional[List[Dict[str, Any]]] = None,
+          when: float = ts(22, 12)) -> Dict[str, Any]:
+    """A stored user event that fell back; the channel put the conversation's language in
+    its metadata (older events have none)."""
+    metadata = {"type": "text", **({"language": language} if language else {})}
+    ranking = [{"name": "nlu_fallback", "confidence": 0.6}, {"name": intent, "confidence": 0.4}]
+    return {"event": "user", "text": text, "timestamp": when, "metadata": metadata,
+            "parse_data": {"intent": {"name": "nlu_fallback", "confidence": 0.6}, "intent_ranking": ranking,
+                           "entities": entities or [], "text": text}}
+
+
+MIXED = [
+    ("s1", event("wie lange dauert der versand nach österreich", "de")),
+    ("s2", event("რა ღირს მერინოს წინდები", "ka", "product_price")),
+    ("s3", event("how long till my socks get here", None)),  # before languages were recorded: the default
+    ("s4", event("袜子多少钱", None, "product_price",
+                 [{"entity": "language", "value": "zh", "start": 0, "end": 0, "extractor": "ConversationLanguageExtractor"}])),
+    ("s5", event("wann kommt mein paket", "de-AT", "order_status")),
+    ("s1", event("wie lange dauert der versand nach österreich", "de", when=ts(22, 13))),
+]
+
+
+def test_the_review_groups_what_fell_back_by_the_conversations_language() -> None:
+    window = review_fallbacks.Window(NOW - dt.timedelta(days=7), NOW)
+    result = review_fallbacks.review(MIXED, window, 0.7, b"salt", "en", ["en", "de", "ru"])
+    assert list(result.by_language) == ["en", "de", "ru", "ka", "zh"]
+    assert result.counts == {"en": 1, "de": 3, "ru": 0, "ka": 1, "zh": 1}
+    german = result.by_language["de"]
+    assert "# Messages in German (de) the bot did not understand well" in german
+    assert "put the file in data/nlu/de/" in german.replace("\n# ", " ")
+    for text, where in [("wie lange", "de"), ("wann kommt", "de"), ("რა ღირს", "ka"), ("袜子", "zh"), ("how long", "en")]:
+        assert text in result.by_language[where]
+        assert all(text not in other for code, other in result.by_language.items() if code != where), text
+    assert "2x, confidence 0.40" in german  # the same text twice: one example
+    assert read_yaml(result.by_language["ru"]) == {"version": "3.1", "nlu": []}
+    assert "put the file in data/nlu/ " in result.by_language["en"].replace("\n# ", " ")
+    # One file: a section per language, the default first, each a valid part of one NLU file.
+    sections = [line for line in result.yaml.splitlines() if line.startswith("# ---- ")]
+    assert sections == [
+        "# ---- English (en) and messages whose language was not recorded: label into data/nlu/",
+        "# ---- German (de): label into data/nlu/de/",
+        "# ---- Georgian (ka): label into data/nlu/ka/",
+        "# ---- Chinese (zh): label into data/nlu/zh/",
+    ]
+    assert result.yaml.index("how long") < result.yaml.index("wie lange") < result.yaml.index("რა ღირს") < result.yaml.index("袜子")
+
+
+async def test_make_review_writes_one_nlu_file_per_language(tmp_path: Path) -> None:
+    db = tmp_path / "tracker.db"
+    store = SQLTrackerStore(Domain.empty(), dialect="sqlite", db=str(db))
+    for sender_id, events in {
+        ALICE: [fallback("wie teuer sind die merinosocken", ts(22, 9), "product_price", 0.4, metadata={"language": "de"})],
+        BOB: [fallback("how much r the woolly ones", ts(22, 10), "product_price", 0.41)],
+        CAROL: [fallback("სად არის ჩემი შეკვეთა", ts(22, 11), "order_status", 0.3, metadata={"language": "ka"})],
+    }.items():
+        await store.save(DialogueStateTracker.from_events(sender_id, events))
+    store.engine.dispose()
+    endpoints = write_endpoints(tmp_path / "endpoints.yml", f"  type: SQL\n  dialect: sqlite\n  db: {db}")
+    out = tmp_path / "review"
+    result = run_script("--endpoints", str(endpoints), "--since", "2026-11-16", "--out-dir", str(out),
+                        env={"SHOP_LANGUAGES": "en,de,cs", "SHOP_DEFAULT_LANGUAGE": "en"})
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["cs.yml", "de.yml", "en.yml", "ka.yml"]
+    assert examples_by_intent(out / "de.yml") == {"product_price": ["wie teuer sind die merinosocken"]}
+    assert examples_by_intent(out / "en.yml") == {"product_price": ["how much r the woolly ones"]}
+    assert examples_by_intent(out / "ka.yml") == {"order_status": ["სად არის ჩემი შეკვეთა"]}
+    assert load_data(str(out / "cs.yml")).is_empty()
+    assert "(en 1, de 1, cs 0, ka 1)" in result.stderr
+    for path in out.iterdir():
+        assert ALICE not in path.read_text() and CAROL[-6:] not in path.read_text()
