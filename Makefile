@@ -26,8 +26,8 @@ test-nlu: setup  ## NLU accuracy on held-out data (results/nlu); fails below the
 test-stories: setup  ## the dialogue test stories in tests/stories on the current model
 	$(ENV) .venv/bin/rasa test core --model "$$(scripts/train-if-needed)" --stories tests/stories --out results/stories --fail-on-prediction-errors
 
-review: setup  ## messages the bot did not understand (last 7 days, DAYS=n) as NLU YAML to label
-	$(ENV) .venv/bin/python scripts/review_fallbacks.py --endpoints $${RASA_ENDPOINTS} --days $${DAYS:-7} --out results/review.yml
+review: setup  ## messages the bot did not understand (last 7 days, DAYS=n) as NLU YAML to label, a file per language
+	$(ENV) .venv/bin/python scripts/review_fallbacks.py --endpoints $${RASA_ENDPOINTS} --days $${DAYS:-7} --out-dir results/review
 
 bench: setup  ## latency/memory benchmark against Rasa's REST channel
 	$(ENV) .venv/bin/python bench/benchmark.py
