@@ -34,6 +34,21 @@ MAX_ATTEMPTS = 3
 KEEP_SECONDS = 8 * 24 * 3600  # Meta redelivers for up to 7 days
 SWEEP_AFTER_SECONDS = 5.0  # our pending events this old are handed to the dispatcher again
 ORDER_WAIT_SECONDS = 60.0  # then an earlier event that is stuck no longer holds up later ones
+SHUTDOWN_GRACE_SECONDS = 10.0  # SIGTERM: how long turns in progress may take to finish
+
+
+def shutdown_grace(env: Optional[Dict[str, str]] = None) -> float:
+    """`SHOP_SHUTDOWN_GRACE` seconds (default 10): on SIGTERM the turns in progress get
+    this long to finish; what did not finish, or had not started, stays pending in the
+    inbox for the next start (or another worker)."""
+    text = (os.environ if env is None else env).get("SHOP_SHUTDOWN_GRACE", "").strip()
+    try:
+        grace = float(text) if text else SHUTDOWN_GRACE_SECONDS
+    except ValueError:
+        raise ValueError(f"SHOP_SHUTDOWN_GRACE must be a number of seconds, not {text!r}") from None
+    if not 0 <= grace < float("inf"):
+        raise ValueError(f"SHOP_SHUTDOWN_GRACE must be 0 or more seconds, not {text!r}")
+    return grace
 
 
 @dataclass(frozen=True)
@@ -149,6 +164,12 @@ def heartbeat(cursor: Any, dialect: str, me: WorkerIdentity, now: float) -> None
         "ON CONFLICT (instance_id) DO UPDATE SET host = excluded.host, pid = excluded.pid, heartbeat_at = excluded.heartbeat_at",
         (me.instance_id, me.host, me.pid, now),
     )
+
+
+def sign_off(cursor: Any, dialect: str, me: WorkerIdentity) -> None:
+    """A worker that stops on purpose: its events still pending are taken over by the
+    other workers at their next heartbeat, without waiting for this one to look dead."""
+    cursor.execute(f"DELETE FROM wa_workers WHERE instance_id = {placeholder(dialect)}", (me.instance_id,))
 
 
 def other_owners(conn: Connection, me: WorkerIdentity) -> List[str]:
@@ -272,6 +293,7 @@ class Dispatcher:
         self._queued: Set[int] = set()
         self._idle = threading.Event()
         self._idle.set()
+        self._closing = False  # stopping: no event is started any more
         self.loop: Optional[asyncio.AbstractEventLoop] = None
         self._thread: Optional[threading.Thread] = None
         self._semaphore: Optional[asyncio.Semaphore] = None
@@ -318,9 +340,11 @@ class Dispatcher:
 
     async def _drain(self, sender: str, queue: Deque[InboxItem]) -> None:
         try:
-            while queue:
+            while queue and not self._closing:
                 item = queue[0]
                 async with self._semaphore:  # type: ignore[union-attr]
+                    if self._closing:  # waited for a free slot while the server began to stop
+                        break
                     try:
                         await self._process(item)
                     except Exception:  # the processor records failures; never kill the queue
@@ -338,12 +362,16 @@ class Dispatcher:
     def wait_idle(self, timeout: Optional[float] = None) -> bool:
         return self._idle.wait(timeout)
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Lets queued work finish (up to `timeout`); what is left stays pending in the
-        inbox and is taken over by the next start."""
+    def stop(self, timeout: float = SHUTDOWN_GRACE_SECONDS) -> bool:
+        """Starts no further event and lets those being processed finish, for up to
+        `timeout` seconds; then stops the loop. What was queued, or did not finish, stays
+        pending in the inbox and is taken over by the next start (a turn cut short is
+        replayed without sending again what went out). True if nothing was cut short."""
         if self.loop is None:
-            return
-        self.wait_idle(timeout)
+            return True
+        self._closing = True
+        finished = self.wait_idle(timeout)
         self.loop.call_soon_threadsafe(self.loop.stop)
         if self._thread is not None:
-            self._thread.join(timeout)
+            self._thread.join(5.0)
+        return finished

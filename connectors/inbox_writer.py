@@ -207,8 +207,12 @@ async def serve_with_webhooks(url: str, listener: WebhookListener, owner: str) -
     def tell_server(message: Dict[str, Any]) -> None:
         out_transport.write(json.dumps(message).encode() + b"\n")  # buffered: never blocks this loop
 
+    closing = False  # SIGTERM: the server is stopping
+
     async def receive(request: web.Request) -> web.Response:
         nonlocal waiting
+        if closing:  # a webhook on a connection opened before: Meta delivers it again later
+            return web.json_response({"error": "shutting down"}, status=503, headers={"Connection": "close"})
         started = time.perf_counter()
         verdict = read_webhook(await request.read(), request.headers.get("X-Hub-Signature-256"), listener.app_secret)
         if verdict.events:
@@ -255,10 +259,26 @@ async def serve_with_webhooks(url: str, listener: WebhookListener, owner: str) -
     try:
         # reuse_port: every Sanic worker (SANIC_WORKERS) starts a writer on the same port,
         # and the kernel spreads the webhooks over them as it does over the workers.
-        await web.TCPSite(runner, listener.host, listener.port, reuse_port=True).start()
+        site = web.TCPSite(runner, listener.host, listener.port, reuse_port=True)
+        await site.start()
         tell_server({"listening": f"{listener.host}:{listener.port}"})
     except OSError as error:
+        site = None
         tell_server({"listening": None, "error": f"cannot listen on {listener.host}:{listener.port}: {error}"})
+
+    def stop_listening() -> None:
+        """SIGTERM (the server's process group is stopping): new connections are refused
+        at once (with several workers the kernel gives them to the others' writers) and
+        webhooks on open connections get 503; the server's own requests are still
+        answered until it closes the pipe."""
+        nonlocal closing
+        if not closing:
+            closing = True
+            if site is not None:
+                loop.create_task(site.stop())
+            logger.info("Stopping: no longer receiving webhooks on %s:%s", listener.host, listener.port)
+
+    loop.add_signal_handler(signal.SIGTERM, stop_listening)
 
     requests = asyncio.StreamReader(limit=LINE_LIMIT)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(requests), sys.stdin.buffer)
@@ -458,6 +478,9 @@ def main() -> None:
     # Ctrl-C reaches the whole process group; the writer ends when the server closes
     # its stdin, after the server's last webhook.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # SIGTERM likewise: the server's graceful stop closes the pipe when it is done with
+    # this process (a listening writer stops listening at once, see serve_with_webhooks).
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="inbox writer: %(levelname)s %(message)s")
     if not args.listen:
         serve(args.url)

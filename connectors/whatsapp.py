@@ -35,7 +35,7 @@ from sanic.response import HTTPResponse
 from connectors import inbound, metrics, readiness, signature, wire
 from connectors.graph_api import GraphApiClient, GraphApiConfig, GraphApiError, RetryPolicy
 from connectors import inbox as inbox_store
-from connectors.inbox import Dispatcher, WorkerIdentity
+from connectors.inbox import DEAD_AFTER_SECONDS, Dispatcher, WorkerIdentity, pending_of, shutdown_grace, sign_off
 from connectors.inbox_writer import InboxRecorder, WebhookListener
 from connectors.outbound import WhatsAppSender
 from connectors.processing import EventProcessor
@@ -296,6 +296,8 @@ class WhatsAppInput(InputChannel):
         self._sender: Optional[WhatsAppSender] = None
         self.processor: Optional[EventProcessor] = None
         self._recorder: Optional[InboxRecorder] = None
+        self.stopping = False  # SIGTERM received: webhooks are refused (503), turns finish
+        self.shutdown_grace = shutdown_grace()  # a wrong SHOP_SHUTDOWN_GRACE stops the start
         self._database_probe: Optional[readiness.DatabaseProbe] = None
         self._lock_store_probe = readiness.LockStoreProbe()
 
@@ -390,7 +392,11 @@ class WhatsAppInput(InputChannel):
         return webhook
 
     async def acknowledge(self, body: bytes, signature_header: Optional[str]) -> HTTPResponse:
-        """Verify, parse, record durably, answer. Processing happens after the answer."""
+        """Verify, parse, record durably, answer. Processing happens after the answer.
+        While the server stops: 503, and Meta delivers the webhook again (to another
+        server behind the load balancer, or to this one once it is back)."""
+        if self.stopping:
+            return response.json({"error": "shutting down"}, status=503)
         started = time.perf_counter()
         verdict = inbound.read_webhook(body, signature_header, self.settings.app_secret)
         if not verdict.events:
@@ -489,9 +495,27 @@ class WhatsAppInput(InputChannel):
         return await asyncio.wrap_future(self.dispatcher.run_coroutine(coroutine))
 
     async def _stop(self, app: Any, _: Any) -> None:
+        """Graceful stop (SIGTERM, Ctrl-C; Sanic runs this before it closes its port):
+        no more webhooks (this route answers 503, the writer stops listening and ends),
+        the turns in progress get SHOP_SHUTDOWN_GRACE seconds to finish, none is started
+        after. Everything acknowledged is in the inbox: what is left pending is taken
+        over by the next start, or at once by the other workers (this one signs off)."""
+        self.stopping = True
+        began = time.monotonic()
+        logger.info("Stopping: no more webhooks; up to %gs for the turns in progress", self.shutdown_grace)
         # The writer first: what it still receives reaches the dispatcher while it runs.
         if self._recorder is not None:
             await self._recorder.stop()
         if self.dispatcher is not None:
-            await asyncio.get_running_loop().run_in_executor(None, self.dispatcher.stop)
+            loop = asyncio.get_running_loop()
+            finished = await loop.run_in_executor(None, self.dispatcher.stop, self.shutdown_grace)
+            try:
+                await self.db.run_cursor(sign_off, self.me)
+            except Exception:  # the database is gone: the others wait for the heartbeat to age
+                logger.exception("Could not sign off; other workers take over after %.0fs", DEAD_AFTER_SECONDS)
+            left = len(await self.db.read(pending_of, self.me, time.time() + 1))
+            logger.info(
+                "Stopped in %.1fs: %s; %d acknowledged event(s) left in the inbox for the next start",
+                time.monotonic() - began, "every turn in progress finished" if finished else "turns cut short (replayed later)", left,
+            )
 
