@@ -4,6 +4,7 @@ sides. The CLI is synchronous (`requests`): it runs in a thread while the simula
 answers on the test's event loop."""
 import asyncio
 import json
+from pathlib import Path
 from dataclasses import replace
 
 import aiohttp
@@ -137,3 +138,34 @@ async def test_cli_says_what_is_wrong(env, sim, tmp_path, monkeypatch, capsys):
         assert (await page_profile(sim)) == {}
     finally:
         load_facts.cache_clear()
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian chromium at /usr/bin/chromium")
+async def test_the_simulator_page_shows_the_profile_when_the_shop_name_is_tapped(graph, sim):
+    playwright_api = pytest.importorskip("playwright.async_api")
+    expect = playwright_api.expect
+    made = profile.from_facts(load_facts())
+    await asyncio.to_thread(profile.push, graph, made)
+    async with playwright_api.async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = await browser.new_page()
+            errors: list = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            await page.goto(sim + "/")
+            await expect(page.locator("body")).to_have_attribute("data-ready", "true", timeout=10_000)
+            await page.get_by_test_id("name-input").fill("Kim")
+            await page.get_by_test_id("number-input").fill("491701234567")
+            await page.get_by_test_id("start-chat").click()
+            await page.get_by_test_id("profile-open").click()
+            await expect(page.get_by_test_id("profile-about")).to_have_text(made.about, timeout=10_000)
+            await expect(page.get_by_test_id("profile-address")).to_contain_text("Torstrasse 101")
+            await expect(page.get_by_test_id("profile-websites")).to_contain_text("https://loopandthread.example")
+            await expect(page.get_by_test_id("profile-vertical")).to_contain_text("APPAREL")
+            assert errors == []
+        finally:
+            await browser.close()
