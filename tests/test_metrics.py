@@ -234,3 +234,21 @@ async def test_a_database_that_hangs_holds_one_probe_and_answers_not_ready_in_ti
         await blocker
     await pending
     assert (await probe.check()).ok
+
+
+def test_the_sample_dashboard_uses_only_metrics_that_exist():
+    """ops/grafana-dashboard.json must follow a renamed metric."""
+    import json
+    import re
+
+    dashboard = json.loads((ROOT / "ops" / "grafana-dashboard.json").read_text())
+    expressions = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    used = {name for expr in expressions for name in re.findall(r"\b((?:whatsapp|shop)_[a-z_0-9]+)", expr)}
+    snapshot = metrics.Snapshot(now=1.0, inbox_pending=0, inbox_oldest_received_at=None, handoffs_waiting={"sales": (1, 2.0)},
+                                model_loaded=True, model={"model_id": "m", "fingerprint": "f"}, sending_paused=False)
+    exposed = metrics.exposition(snapshot).decode()
+    declared = set(re.findall(r"^# TYPE (\S+) (\S+)", exposed, re.M))
+    names = {name for name, _ in declared}
+    names |= {f"{name}_{suffix}" for name, kind in declared for suffix in ("bucket", "count", "sum") if kind == "histogram"}
+    names |= {f"{name}_total" for name, kind in declared if kind == "counter"}
+    assert used and used <= names, used - names
