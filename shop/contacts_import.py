@@ -131,12 +131,14 @@ def parse_phone(text: str) -> str:
         digits = digits[2:]
     elif text.startswith("0"):
         raise ValueError(f"{text!r} has no country code: write it as +49 170 1234567 (or 0049...)")
+    country = ratecard.country_of_digits(digits) or "its country"
     try:
         number = phonenumbers.parse("+" + digits)
-    except phonenumbers.NumberParseException:
-        raise ValueError(f"{text!r} does not start with a country calling code") from None
+    except phonenumbers.NumberParseException as error:
+        if error.error_type == phonenumbers.NumberParseException.INVALID_COUNTRY_CODE:
+            raise ValueError(f"{text!r} does not start with a country calling code") from None
+        raise ValueError(f"{text!r} is not a possible number for {country} (too short or too long)") from None
     if not phonenumbers.is_possible_number(number):
-        country = ratecard.country_of_digits(digits) or "its country"
         raise ValueError(f"{text!r} is not a possible number for {country} (too short or too long)")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)[1:]
 
