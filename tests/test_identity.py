@@ -18,7 +18,8 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, BotUttered, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from shop import consent, contacts, gdpr, handoffs, messages
+from shop import audiences, consent, contacts, gdpr, handoffs, messages
+from shop.suppression import number_hash
 from shop.contacts import Identifiers
 from shop.db import Database
 from shop.schema import (
@@ -575,6 +576,13 @@ async def test_a_database_of_the_previous_release_is_migrated(legacy_url, tmp_pa
             senders = dict(conn.execute(sa.select(inbox.c.event_id, inbox.c.sender)).all())
         assert senders == {"wamid.b": PHONE, "wamid.c": LEGACY_OTHER}
         assert db.transaction(contacts.find, PHONE_TYPED) == PHONE
+        # Migrations 50-54 (audiences, STOPALL): identifiers carry their hash, nobody has sent STOPALL.
+        with db.engine.connect() as conn:
+            hashes = dict(conn.execute(sa.select(contact_identifiers.c.identifier, contact_identifiers.c.identifier_hash)).all())
+        assert hashes == {i: number_hash(i) for i in (PHONE, LEGACY_OTHER)}
+        assert db.transaction(audiences.ineligible, PHONE, "marketing", 500.0) == "opted_out"
+        assert db.transaction(audiences.ineligible, PHONE, "utility", 500.0) is None
+        assert [e.scope for e in db.transaction(consent.history, PHONE)] == ["marketing", "marketing"]
 
         # Kim writes again, now with a BSUID: the same contact, so the same conversation.
         came_back = db.transaction(contacts.resolve, Identifiers(phone=PHONE, user_id=BSUID, profile_name="Kim"), 400.0)
