@@ -245,6 +245,10 @@ def _missing(db: Database, all_templates: Sequence[templates.Template]) -> List[
     return [t for t in all_templates if t.key not in have]
 
 
+def _sleep(seconds: float) -> None:
+    time.sleep(seconds)  # (tests replace this one, not time.sleep of every thread)
+
+
 def _sync_once(db: Database, account: Account, session: requests.Session, submit_missing: bool, wait: float,
                all_templates: Sequence[templates.Template]) -> List[templates.Synced]:
     recorded = sync(db, account, session=session)
@@ -256,7 +260,7 @@ def _sync_once(db: Database, account: Account, session: requests.Session, submit
             recorded = sync(db, account, session=session)
     deadline = time.monotonic() + wait
     while any(s.status == templates.PENDING for s in recorded) and time.monotonic() < deadline:
-        time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+        _sleep(min(1.0, max(0.0, deadline - time.monotonic())))
         recorded = sync(db, account, session=session)
     return recorded
 
@@ -295,7 +299,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
             if not args.every:
                 return 0
             # Not reached yet (the simulator starting next to us): try again soon.
-            time.sleep(min(args.every, RETRY_SECONDS) if failures else args.every)
+            _sleep(min(args.every, RETRY_SECONDS) if failures else args.every)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
