@@ -14,7 +14,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.handoff import ActionRequestHandoff, handoff_message
 from actions.orders import ActionOrderStatus, status_message
 from actions.products import ActionProductAvailability, ActionProductInfo, availability_messages, product_card
-from shop import handoffs, orders, words
+from shop import handoffs, i18n, orders, words
 from shop.catalog import load_catalog
 from shop.db import get_database
 from shop.facts import load_facts
@@ -166,3 +166,12 @@ def test_prose_shop_facts_in_the_language_else_as_shop_yml_writes_them(monkeypat
     assert facts.text("returns.cost", "es") == facts.text("returns.cost") == "free within Germany, 6.95 from other countries"
     with pytest.raises(KeyError):
         facts.text("returns.nothing", "de")
+
+
+@pytest.mark.parametrize("language", NON_ENGLISH)
+def test_no_translated_response_writes_a_value_in_english(language, monkeypatch):
+    """The texts themselves (FAQ answers included) name teams, statuses, payment methods
+    and sizes in their language too, not only the values the actions fill in."""
+    monkeypatch.delenv("SHOP_LOCALES", raising=False)
+    found = {name: leaked(str(variations), language) for name, variations in i18n.locale_responses(language).items()}
+    assert not {name: words_ for name, words_ in found.items() if words_}
