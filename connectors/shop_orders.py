@@ -25,6 +25,7 @@ from rasa.core.channels.channel import InputChannel, UserMessage
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
+from sqlalchemy.exc import IntegrityError
 
 from connectors import signature
 from shop import order_notices, orders
@@ -100,7 +101,12 @@ class ShopOrderWebhook(InputChannel):
             kind = "invalid order update" if isinstance(error, order_notices.InvalidUpdate) else "malformed JSON"
             return _error(400, f"{kind}: {error}")
         try:
-            outcome = await self.db.run(order_notices.apply, update, time.time())
+            try:
+                outcome = await self.db.run(order_notices.apply, update, time.time())
+            except IntegrityError:
+                # The same event (or a new order) recorded by a concurrent delivery that
+                # committed first: now it is found.
+                outcome = await self.db.run(order_notices.apply, update, time.time())
         except orders.UnknownOrder as error:
             return _error(404, str(error))
         except order_notices.InvalidUpdate as error:

@@ -3,6 +3,7 @@ order webhook (connectors/shop_orders.py, served by a real Sanic server on 127.0
 Rasa registers it), the customer's utility template queued in their language through
 the campaign outbox, consent (a marketing opt-out does not stop it, STOPALL does),
 idempotent redelivery, and the CLI."""
+import asyncio
 import datetime as dt
 import json
 import uuid
@@ -282,6 +283,19 @@ async def test_a_redelivered_update_is_recorded_and_sent_once(webhook):
     assert len(db.transaction(orders.history, "LT-40004")) == 2
     status, answer = await post(session, url, *signed(update("LT-40099", "confirmed", "shop-evt-1")))
     assert status == 400 and "already used for order LT-40004" in answer["error"]
+
+
+async def test_concurrent_deliveries_of_one_update_record_and_send_it_once(shop):
+    """The order system retrying before our first answer: the deliveries race on the
+    database (PostgreSQL runs them in parallel threads); all are answered 200, one sends."""
+    shop.transaction(customer, GERMAN, "de")
+    channel = ShopOrderWebhook(SECRET, shop)
+    body, header = signed(update("LT-45001", "confirmed", "shop-evt-race", customer={"phone": "+" + GERMAN}))
+    answers = await asyncio.gather(*(channel.handle(body, header) for _ in range(6)))
+    assert [a.status for a in answers] == [200] * 6
+    assert sum(not json.loads(a.body)["duplicate"] for a in answers) == 1
+    assert [r["template"] for r in sends(shop)] == ["order_confirmed"]
+    assert len(shop.transaction(orders.history, "LT-45001")) == 1
 
 
 # ------------------------------------------------------------------ the CLI
