@@ -49,11 +49,11 @@ def _time_range(span: str, language: Optional[str]) -> str:
 
 def opening_hours_text(facts: Facts, language: Optional[str] = None) -> str:
     """"Mon-Fri 09:00-18:00, Sat 10:00-16:00" from the shop facts."""
-    return ", ".join(
+    return formatting.series([
         f"{_day_range(str(days), language)} {_time_range(str(span), language)}"
         for days, span in (facts.raw["store"]["opening_hours"] or {}).items()
         if str(span) != "closed"
-    )
+    ], language)
 
 
 def handoff_message(label: str, facts: Facts, at: dt.datetime, language: Optional[str] = None) -> Dict[str, Any]:

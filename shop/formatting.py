@@ -92,6 +92,14 @@ def join(items: Sequence[str], language: Optional[str] = ENGLISH) -> str:
     return _plain(format_list(items, locale=babel_locale(language)))
 
 
+def series(items: Sequence[str], language: Optional[str] = ENGLISH) -> str:
+    """Items one after the other without "and" (opening hours: "Mon-Fri 09:00-18:00,
+    Sat 10:00-16:00"; Chinese "、"): CLDR's list separator of the language."""
+    pattern = str(babel_locale(language).list_patterns["standard"]["middle"])
+    separator = pattern.replace("{0}", "").replace("{1}", "")
+    return separator.join(str(i) for i in items)
+
+
 def days(count: int, language: Optional[str] = ENGLISH) -> str:
     """"2 days", "2 Tage", "2 дня", "2天"."""
     return _plain(format_timedelta(dt.timedelta(days=count), granularity="day", threshold=10**6, locale=babel_locale(language)))

@@ -175,3 +175,10 @@ def test_no_translated_response_writes_a_value_in_english(language, monkeypatch)
     monkeypatch.delenv("SHOP_LOCALES", raising=False)
     found = {name: leaked(str(variations), language) for name, variations in i18n.locale_responses(language).items()}
     assert not {name: words_ for name, words_ in found.items() if words_}
+
+
+def test_opening_hours_are_listed_as_the_language_lists():
+    from actions.handoff import opening_hours_text
+
+    assert opening_hours_text(load_facts(), "zh") == "周一-周五 09:00-18:00、周六 10:00-16:00"
+    assert opening_hours_text(load_facts(), "en") == "Mon-Fri 09:00-18:00, Sat 10:00-16:00"
