@@ -114,8 +114,8 @@ class DatabaseBudget:
             elif counted < self.limit:
                 fits.add(contact_id)
                 counted += 1
-        for contact_id in fits:
-            conn.execute(insert(conn, messaging_reach).values(contact_id=contact_id, reached_at=now)
+        if fits:  # one statement for the group
+            conn.execute(insert(conn, messaging_reach).values([{"contact_id": c, "reached_at": now} for c in sorted(fits)])
                          .on_conflict_do_update(index_elements=["contact_id"], set_={"reached_at": now}))
         retry_at = None
         if len(fits) < len(contact_ids):

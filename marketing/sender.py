@@ -113,8 +113,10 @@ class Settings:
     timezone: dt.tzinfo = ZoneInfo("Europe/Berlin")
     sender_id: str = ""
     default_language: str = "en"
-    batch: int = 200
-    concurrency: int = 32
+    batch: int = 400
+    # Sends in flight at once (at most a tenth of a second's worth of the rate). Also the
+    # most rows a crash can leave `unknown`: they are marked `sending` together.
+    concurrency: int = 64
     idle: float = 0.5  # how often an idle sender looks for work (pause/cancel/new rows)
     housekeeping: float = 2.0  # heartbeat, dead senders, scheduled and finished campaigns
 
@@ -142,6 +144,7 @@ class Settings:
             timezone=timezone,
             sender_id=env.get("SHOP_SENDER_ID") or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}",
             default_language=env.get("SHOP_DEFAULT_LANGUAGE") or "en",
+            concurrency=int(env.get("SHOP_SENDER_CONCURRENCY") or 64),
         )
 
 
@@ -167,7 +170,7 @@ class CampaignSender:
         budget: budgets.Budget,
         settings: Settings,
         *,
-        ineligible: campaigns.Ineligible,
+        ineligible: campaigns.IneligibleMany,
         build: TemplateBuilder,
         select: Optional[campaigns.AudienceSelector] = None,
         pick: Optional[campaigns.LanguagePicker] = None,
@@ -328,15 +331,28 @@ class CampaignSender:
     # ------------------------------------------------------------------------ loop
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Until `stop` is set. A failing cycle (the database gone for a moment...) is
+        logged and tried again after a pause: under honcho one process exiting stops all."""
         await self.start_up()
+        failures = 0
         while not stop.is_set():
-            handled = await self.step()
+            try:
+                handled = await self.step()
+                failures = 0
+            except Exception:
+                failures += 1
+                logger.exception("Campaign sender cycle failed (%d in a row); trying again", failures)
+                handled = 0
             if not handled:
-                try:
-                    await asyncio.wait_for(stop.wait(), self.settings.idle)
-                except asyncio.TimeoutError:
-                    pass
+                await _wait(stop, self.settings.idle if not failures else min(30.0, 2.0 ** failures))
         await self.db.run(campaigns.heartbeat, self.settings.sender_id, 0.0)  # gone: others may take over
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except asyncio.TimeoutError:
+        pass
 
 
 # ------------------------------------------------------------------- wiring (process)
@@ -385,13 +401,22 @@ async def main_async(env: Mapping[str, str]) -> None:
             limit = 250
             logger.warning("Messaging limit unknown: using 250 (set WHATSAPP_MESSAGING_LIMIT)")
     settings = replace(settings, limit=limit)
-    hooks = campaigns.shop_hooks(settings.default_language)
-    sender = CampaignSender(db, client, make_budget(db, settings, limit, budgets.redis_url(dict(env))), settings,
-                            ineligible=hooks["ineligible"], build=hooks["build"], select=hooks["select"], pick=hooks["pick"])
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    hooks: Optional[Dict[str, Any]] = None
+    while hooks is None and not stop.is_set():
+        try:
+            hooks = campaigns.shop_hooks(settings.default_language)
+        except (OSError, ValueError) as error:  # no or a broken templates file: fix it, the sender waits
+            logger.error("Campaign sender cannot read the templates (%s); trying again in 30 s", error)
+            await _wait(stop, 30.0)
+    if hooks is None:
+        await client.close()
+        return
+    sender = CampaignSender(db, client, make_budget(db, settings, limit, budgets.redis_url(dict(env))), settings,
+                            ineligible=hooks["ineligible"], build=hooks["build"], select=hooks["select"], pick=hooks["pick"])
     logger.info("Campaign sender %s: %g messages/s, messaging limit %s, quiet hours %s", settings.sender_id,
                 settings.rates.campaign_rate, limit or "unlimited", settings.quiet)
     try:

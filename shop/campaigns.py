@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from shop import consent, messages
-from shop.db import cursor_of
+from shop.db import cursor_of, placeholder
 from shop.schema import campaign_senders, campaign_sends, campaigns, contacts, outbound
 
 DRAFT, SCHEDULED, RUNNING, PAUSED, CANCELLED, DONE = "draft", "scheduled", "running", "paused", "cancelled", "done"
@@ -413,6 +413,15 @@ def release(conn: Connection, sender_id: str, ids: Sequence[int]) -> int:
 
 # Per-send consent check: (conn, contact id, category, now) -> a reason not to send, or None.
 Ineligible = Callable[[Connection, str, str, float], Optional[str]]
+# The same for a group of contacts at once: (conn, contact ids, category, now) -> {contact id: reason or None}.
+IneligibleMany = Callable[[Connection, Sequence[str], str, float], Dict[str, Optional[str]]]
+
+
+def one_by_one(ineligible: Ineligible) -> IneligibleMany:
+    """A per-contact check used for a group."""
+    def many(conn: Connection, contact_ids: Sequence[str], category: str, now: float) -> Dict[str, Optional[str]]:
+        return {c: ineligible(conn, c, category, now) for c in contact_ids}
+    return many
 # The messaging-limit budget: (conn, contact ids reached outside a service window, now)
 # -> (those that fit, when the next one may fit or None).
 Reach = Callable[[Connection, List[str], float], Tuple[Set[str], Optional[float]]]
@@ -427,7 +436,7 @@ class Prepared:
     retry_at: Optional[float] = None
 
 
-def prepare(conn: Connection, sender_id: str, ids: Sequence[int], now: float, ineligible: Ineligible, reach: Reach,
+def prepare(conn: Connection, sender_id: str, ids: Sequence[int], now: float, ineligible: IneligibleMany, reach: Reach,
             marketing: bool = True) -> Prepared:
     """The last checks before the Graph API calls, in one transaction that ends with the
     rows that pass set to `sending` (committed before any call: the at-most-once rule):
@@ -447,7 +456,7 @@ def prepare(conn: Connection, sender_id: str, ids: Sequence[int], now: float, in
                                                                 campaigns.c.state == RUNNING)).scalars()) if campaign_ids else set()
     hold: List[int] = []
     skip: Dict[int, str] = {}
-    candidates = []
+    checked = []
     for row in rows:
         if row["campaign_id"] is not None and row["campaign_id"] not in running:
             hold.append(row["id"])
@@ -456,11 +465,18 @@ def prepare(conn: Connection, sender_id: str, ids: Sequence[int], now: float, in
         elif row["phone"] is None and row["user_id"] is None:
             skip[row["id"]] = "no WhatsApp number or user id known for the contact"
         else:
-            reason = ineligible(conn, row["contact_id"], row["category"], now)
-            if reason:
-                skip[row["id"]] = reason
-            else:
-                candidates.append(row)
+            checked.append(row)
+    reasons: Dict[Tuple[str, str], Optional[str]] = {}
+    for category in {r["category"] for r in checked}:
+        found = ineligible(conn, [r["contact_id"] for r in checked if r["category"] == category], category, now)
+        reasons.update({(contact_id, category): reason for contact_id, reason in found.items()})
+    candidates = []
+    for row in checked:
+        reason = reasons.get((row["contact_id"], row["category"]), "not checked")
+        if reason:
+            skip[row["id"]] = reason
+        else:
+            candidates.append(row)
     outside = [r["contact_id"] for r in candidates
                if r["last_inbound_at"] is None or now - r["last_inbound_at"] >= SERVICE_WINDOW_SECONDS]
     fits, retry_at = reach(conn, list(dict.fromkeys(outside)), now) if outside else (set(), None)
@@ -515,17 +531,16 @@ def record(conn: Connection, results: Sequence[Result], now: float) -> List[int]
     message gets its wa_outbound row (origin broadcast, broadcast_id = the campaign id)
     so status webhooks count per campaign. Returns the campaigns it paused."""
     paused: List[int] = []
-    cursor, dialect = cursor_of(conn)
+    sent = [r for r in results if r.outcome == SENT]
+    if sent:  # the common case in a few statements, whatever the group's size
+        _record_sent(conn, sent, now)
     for result in results:
         send = result.send
         broadcast_id = str(send.campaign_id) if send.campaign_id is not None else None
         origin = "broadcast" if send.kind == CAMPAIGN else send.kind
         where = campaign_sends.c.id == send.id
         if result.outcome == SENT:
-            conn.execute(campaign_sends.update().where(where).values(
-                state=SENT, message_id=result.message_id, sent_at=now, updated_at=now, reason=None))
-            messages.record_sent(cursor, dialect, result.message_id, send.contact_id, "template", origin=origin,
-                                 broadcast_id=broadcast_id, at=now)
+            pass
         elif result.outcome == UNKNOWN:
             conn.execute(campaign_sends.update().where(where).values(
                 state=UNKNOWN, reason=result.reason, error_code=result.error_code, updated_at=now))
@@ -546,6 +561,30 @@ def record(conn: Connection, results: Sequence[Result], now: float) -> List[int]
         if result.pause_campaign and send.campaign_id is not None and pause_id(conn, send.campaign_id, result.reason):
             paused.append(send.campaign_id)
     return paused
+
+
+def _record_sent(conn: Connection, sent: Sequence[Result], now: float) -> None:
+    """Sent rows and their wa_outbound records (a status webhook may have come first:
+    the record is completed, its status kept; see messages.record_sent)."""
+    cursor, dialect = cursor_of(conn)
+    m = placeholder(dialect)
+    # UPDATE ... FROM (VALUES ...): one statement (PostgreSQL; SQLite since 3.33).
+    pairs = ", ".join([f"({m}, {m})"] * len(sent))
+    cast = "CAST(v.column1 AS INTEGER)" if dialect == "sqlite" else "v.id"
+    alias = "v" if dialect == "sqlite" else "v (id, message_id)"
+    mid = "v.column2" if dialect == "sqlite" else "v.message_id"
+    cursor.execute(
+        f"UPDATE campaign_sends SET state = {m}, message_id = {mid}, sent_at = {m}, updated_at = {m}, reason = NULL "
+        f"FROM (VALUES {pairs}) AS {alias} WHERE campaign_sends.id = {cast}",
+        [SENT, now, now] + [v for r in sent for v in (r.send.id, r.message_id)])
+    columns = ("message_id", "contact_id", "kind", "origin", "broadcast_id", "created_at", "status", "status_rank")
+    rows = [(r.message_id, r.send.contact_id, "template", "broadcast" if r.send.kind == CAMPAIGN else r.send.kind,
+             str(r.send.campaign_id) if r.send.campaign_id is not None else None, now, "accepted", 0) for r in sent]
+    values = ", ".join(["(" + ", ".join([m] * len(columns)) + ")"] * len(rows))
+    cursor.execute(
+        f"INSERT INTO wa_outbound ({', '.join(columns)}) VALUES {values} ON CONFLICT (message_id) DO UPDATE SET "
+        + ", ".join(f"{c} = excluded.{c}" for c in ("contact_id", "kind", "origin", "broadcast_id", "created_at")),
+        [v for row in rows for v in row])
 
 
 def states(conn: Connection, campaign_id: Optional[int] = None) -> Dict[str, int]:
@@ -596,5 +635,12 @@ def shop_hooks(default_language: str, templates_path: Optional[str] = None) -> D
                 resolved = resolve_params(spec, {"profile_name": "Kim", "username": "kim"})
                 templates.message(template, resolved.get("body", ()), resolved.get("header", ()), resolved.get("buttons", ()))
 
-    return {"select": select, "pick": pick, "build": build, "ineligible": audiences.ineligible,
+    def ineligible(conn: Connection, contact_ids: Sequence[str], category: str, now: float) -> Dict[str, Optional[str]]:
+        """audiences.ineligible for a group in one query (the sender's per-send check)."""
+        many = getattr(audiences, "ineligible_many", None)
+        if many is not None:
+            return dict(many(conn, contact_ids, category, now))
+        return one_by_one(audiences.ineligible)(conn, contact_ids, category, now)
+
+    return {"select": select, "pick": pick, "build": build, "ineligible": ineligible,
             "category_of": category_of, "check": check}

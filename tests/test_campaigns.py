@@ -155,7 +155,7 @@ def test_prepare_skips_a_contact_who_opted_out_after_start(sqlite_db):
     ids = sqlite_db.transaction(campaigns.claim, "s1", NOW + 2, 10)
     from shop import audiences
 
-    prepared = sqlite_db.transaction(campaigns.prepare, "s1", ids, NOW + 2, audiences.ineligible,
+    prepared = sqlite_db.transaction(campaigns.prepare, "s1", ids, NOW + 2, campaigns.one_by_one(audiences.ineligible),
                                      lambda conn, ids, now: (set(ids), None))
     assert [s.contact_id for s in prepared.sends] == [kim] and prepared.skipped == 1
     states = {r["contact_id"]: (r["state"], r["reason"]) for r in rows(sqlite_db)}
