@@ -212,8 +212,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _submit_variants(db: Database, account: Account, chosen: Sequence[templates.Template], session: requests.Session) -> int:
-    failed = 0
+def _submit_variants(db: Database, account: Account, chosen: Sequence[templates.Template], session: requests.Session,
+                     each: bool = True) -> int:
+    """Submits each variant; a line per variant (`each`), else per refusal and one in all."""
+    failed, submitted = 0, []
     for template in chosen:
         try:
             answer = submit(account, template, session)
@@ -223,7 +225,11 @@ def _submit_variants(db: Database, account: Account, chosen: Sequence[templates.
             print(f"{template.name} ({template.language}): refused: {error}{hint}", file=sys.stderr)
             continue
         record_submitted(db, template, answer)
-        print(f"{template.name} ({template.language}): submitted, {answer.get('status', 'PENDING')} (id {answer.get('id')})")
+        submitted.append(f"{template.name} ({template.language})")
+        if each:
+            print(f"{template.name} ({template.language}): submitted, {answer.get('status', 'PENDING')} (id {answer.get('id')})")
+    if not each and submitted:
+        print(f"submitted {len(submitted)}: {', '.join(submitted)}")
     return failed
 
 
@@ -256,7 +262,7 @@ def _sync_once(db: Database, account: Account, session: requests.Session, submit
         missing = _missing(db, all_templates)
         if missing:
             print(f"submitting {len(missing)} template variant(s) the account does not have yet")
-            _submit_variants(db, account, missing, session)
+            _submit_variants(db, account, missing, session, each=False)
             recorded = sync(db, account, session=session)
     deadline = time.monotonic() + wait
     while any(s.status == templates.PENDING for s in recorded) and time.monotonic() < deadline:

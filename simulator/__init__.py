@@ -87,6 +87,19 @@ What the bot sees (Graph API)
 400, code 100, ``GraphMethodException``); ``GET`` that ``url`` with the token -> the bytes
 (placeholders: a JPEG tile for photos, a one-page PDF for documents, ...; 401 without it).
 
+``GET|POST /{version}/{waba_id}/message_templates`` (same token; ``--waba-id``, env
+``WHATSAPP_BUSINESS_ACCOUNT_ID``): the account's message templates (:mod:`.templates`).
+POST creates one (``{"name", "language", "category", "components"}``, checked as Meta
+does: HTTP 400, code 100 ``Invalid parameter`` with ``error_user_title``/``error_user_msg``;
+the same name and language again adds ``error_subcode`` 2388024) and answers ``{"id",
+"status": "PENDING", "category"}``; it is APPROVED ``--template-approval-seconds`` (2) of
+simulator time later. GET lists them in pages (``limit``, ``after``/``before``, ``fields``,
+filters ``name``/``status``/``language``/``category``; ``paging.next`` while more follow).
+A send of a template the account has must name an APPROVED language of it (else 132001;
+PAUSED 132015, DISABLED 132016) with the right number of values (else 132000); its
+message shows the template's texts on the page. Names the account does not have follow
+the ``--template`` rule above.
+
 What the customer does (page and JSON API)
 ------------------------------------------
 ``GET /`` is the chat page (a switch there creates a username customer without a phone
@@ -158,6 +171,10 @@ Test API (all JSON, no auth; bind to 127.0.0.1 only)
 * ``POST /sim/api/clock`` ``{"offset_seconds": 90000}`` or ``{"advance_seconds": N}``
   shifts "now" (window checks and timestamps); ``GET`` reads it.
 * ``POST /sim/api/reset`` forgets chats, faults, logs and the clock offset.
+* ``GET /sim/api/templates`` the account's templates with their status; ``POST
+  /sim/api/templates/{name}/{language}`` ``{"status": "PAUSED"|"DISABLED"|"REJECTED"|
+  "APPROVED"|"PENDING", "reason", "quality"}`` does what Meta does after review;
+  ``DELETE /sim/api/templates`` forgets them (reset keeps them: they are the account's).
 * ``GET /sim/api/status[?probe=1]`` configuration and whether the bot is reachable.
 """
 from .app import create_app
