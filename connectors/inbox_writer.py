@@ -47,6 +47,7 @@ import sqlalchemy as sa
 
 from connectors import inbox
 from connectors.inbox import InboxEvent, InboxItem
+from shop import logs
 from shop.db import Database
 
 logger = logging.getLogger(__name__)
@@ -482,6 +483,7 @@ def main() -> None:
     # this process (a listening writer stops listening at once, see serve_with_webhooks).
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="inbox writer: %(levelname)s %(message)s")
+    logs.configure()  # LOG_FORMAT=json: JSON lines, like the server's
     if not args.listen:
         serve(args.url)
         return

@@ -12,7 +12,7 @@ from typing import Any, Dict, Optional, Set
 from connectors import metrics, wire
 from connectors.graph_api import MARKETING_BACKOFF_SECONDS, ErrorClass, GraphApiClient, GraphApiError
 from connectors.wire import read_receipt
-from shop import consent, contacts, messages, outbox
+from shop import consent, contacts, logs, messages, outbox
 from shop.db import Database
 
 logger = logging.getLogger(__name__)
@@ -125,7 +125,8 @@ class WhatsAppSender:
             await self.db.run(self._record_failure, contact_id, kind, failure, error, record, intent)
             if error.error_class is ErrorClass.MARKETING_OPT_OUT:
                 metrics.count_consent(True, "whatsapp_131050")
-            logger.error("WhatsApp %s message to %s failed: %s", kind, contact_id, error)
+            logger.error("WhatsApp %s message to %s failed: %s", kind, logs.customer_ref(contact_id), error,
+                         extra={"customer": logs.customer_ref(contact_id)})
             raise
         await self.db.run_cursor(functools.partial(messages.confirm_sent, **record), intent, message_id, contact_id, kind, digest)
         return message_id
@@ -147,7 +148,8 @@ class WhatsAppSender:
         not_before = time.time() + (error.retry_after if error.retry_after is not None else DEFAULT_LATER_SECONDS)
         await self.db.run(outbox.defer, contact_id, payload, kind, str(error), not_before, record_id=intent, **record)
         self._waiting.add(contact_id)
-        logger.warning("WhatsApp %s message to %s waits in the outbox: %s", kind, contact_id, error)
+        logger.warning("WhatsApp %s message to %s waits in the outbox: %s", kind, logs.customer_ref(contact_id), error,
+                       extra={"customer": logs.customer_ref(contact_id)})
 
     async def flush_outbox(self, owner: str) -> int:
         """Sends what is due in the outbox (a loop calls this every few seconds); returns
@@ -171,7 +173,8 @@ class WhatsAppSender:
                     continue
                 failure = messages.SendFailure(error.code, str(error), error.details)
                 await self.db.run(outbox.failed, item, failure, time.time())
-                logger.error("WhatsApp %s message to %s from the outbox failed: %s", item.kind, item.contact_id, error)
+                logger.error("WhatsApp %s message to %s from the outbox failed: %s", item.kind, logs.customer_ref(item.contact_id),
+                             error, extra={"customer": logs.customer_ref(item.contact_id)})
                 continue
             await self.db.run(outbox.sent, item, message_id, time.time())
             done += 1

@@ -20,7 +20,7 @@ from connectors.inbound import (
 from connectors.inbox import Dispatcher, InboxItem, WorkerIdentity
 from connectors.outbound import WhatsAppSender
 from rasa_plugins import conversation_store
-from shop import consent, contacts, gdpr, handoffs, language, messages, retention
+from shop import consent, contacts, gdpr, handoffs, language, logs, messages, retention
 from shop.db import Database, cursor_of
 
 logger = logging.getLogger(__name__)
@@ -145,6 +145,7 @@ class EventProcessor:
             return
         message = wire.parse_envelope(item.payload) if item.kind == "message" else None
         agent = await self._wait_for_agent() if item.kind in ("message", "identity") else None
+        began = time.perf_counter()
         while True:
             begun = await self._begin(item, message)
             if begun is None:
@@ -160,7 +161,8 @@ class EventProcessor:
                 elif message is not None and contact is not None:
                     await self._process_message(message, attempt.attempts, agent, *contact)
             except Exception as error:
-                logger.exception("WhatsApp event %s failed (attempt %d)", attempt.event_id, attempt.attempts + 1)
+                logger.exception("WhatsApp event %s failed (attempt %d)", attempt.event_id, attempt.attempts + 1,
+                                 extra={"customer": logs.customer_ref(contact[0] if contact else item.sender)})
                 if attempt.attempts + 1 >= inbox.MAX_ATTEMPTS:
                     await self.db.run_cursor(inbox.finish, attempt.seq, "failed", repr(error))
                     metrics.EVENTS_PROCESSED.labels(item.kind, "failed").inc()
@@ -172,6 +174,7 @@ class EventProcessor:
                 await asyncio.sleep(2.0**attempt.attempts)
                 continue
             await self.db.run_cursor(inbox.finish, attempt.seq)
+            _log_processed(item, contact[0] if contact else None, attempt.attempts + 1, began)
             metrics.EVENTS_PROCESSED.labels(item.kind, "done").inc()
             return
 
@@ -188,7 +191,7 @@ class EventProcessor:
             keep_order = loop.time() < deadline
             if not keep_order:
                 logger.warning("Earlier events of %s still pending after %.0fs; processing %s anyway",
-                               item.sender, inbox.ORDER_WAIT_SECONDS, item.event_id)
+                               logs.customer_ref(item.sender), inbox.ORDER_WAIT_SECONDS, item.event_id)
             started = await self.db.run_cursor(self._start_attempt, item, message if dialogue else None, keep_order)
             if isinstance(started, tuple):
                 attempt, contact_id, with_people, spoken = started
@@ -216,7 +219,8 @@ class EventProcessor:
         async with agent.lock_store.lock(first), agent.lock_store.lock(second):
             moved = await asyncio.get_running_loop().run_in_executor(
                 None, conversation_store.move_in_store, agent.tracker_store, other, survivor)
-        logger.info("Merged contact %s into %s (%s tracker events moved)", other, survivor, moved)
+        logger.info("Merged contact %s into %s (%s tracker events moved)", logs.customer_ref(other), logs.customer_ref(survivor),
+                    moved, extra={"customer": logs.customer_ref(survivor)})
 
     @staticmethod
     def _store_status(conn: Any, item: InboxItem) -> None:
@@ -299,7 +303,8 @@ class EventProcessor:
             skip = frozenset(await self.db.read(messages.sent_positions, message.id))
             unknown = await self.db.run(messages.mark_unknown, message.id)
             if unknown:
-                logger.warning("Not sending again %d message(s) to %s that were being sent when the process stopped", unknown, contact_id)
+                logger.warning("Not sending again %d message(s) to %s that were being sent when the process stopped", unknown,
+                               logs.customer_ref(contact_id), extra={"customer": logs.customer_ref(contact_id)})
         # The number the message came from is the one to answer; without one (a
         # username customer) the contact's known number, else its BSUID (looked up).
         output = self._output(
@@ -351,7 +356,8 @@ class EventProcessor:
         async with agent.lock_store.lock(contact_id):
             erased = conversation_store.erase_from_store(agent.tracker_store, contact_id)
             if erased is None:
-                logger.error("Cannot erase %s: tracker store %s not supported", contact_id, type(agent.tracker_store).__name__)
+                logger.error("Cannot erase %s: tracker store %s not supported", logs.customer_ref(contact_id),
+                             type(agent.tracker_store).__name__)
             counts = await self.db.run(gdpr.erase, contact_id, time.time())
         logger.info("Erased the data of a contact on request: %s tracker events, %s", erased, counts)
 
@@ -366,7 +372,8 @@ class EventProcessor:
         """The customer tapped Stop/Resume on a marketing message inside WhatsApp (the
         entry may carry only the BSUID)."""
         if preference.category != "marketing_messages" or preference.value not in ("stop", "resume"):
-            logger.warning("Ignoring user preference %s=%s of %s", preference.category, preference.value, preference.customer.key)
+            logger.warning("Ignoring user preference %s=%s of %s", preference.category, preference.value,
+                           logs.customer_ref(preference.customer.key))
             return
         change = consent.opt_out if preference.value == "stop" else consent.opt_in
         at = float(preference.timestamp or time.time())
@@ -385,7 +392,8 @@ class EventProcessor:
         resolution = await self.db.run(contacts.apply_change, identifiers(change.previous), identifiers(change.current), at)
         for other in resolution.merged:
             await self._merge_conversations(agent, other, resolution.contact_id)
-        logger.info("WhatsApp %s: contact %s now known by %s", change.kind, resolution.contact_id, change.current.key)
+        logger.info("WhatsApp %s: contact %s now known by %s", change.kind, logs.customer_ref(resolution.contact_id),
+                    logs.customer_ref(change.current.key), extra={"customer": logs.customer_ref(resolution.contact_id)})
 
     # -- for the agent desk (run on the dispatcher's loop, like Rasa's own processing) --
 
@@ -417,6 +425,15 @@ class EventProcessor:
             for event in events:
                 tracker.update(event)
             await agent.tracker_store.save(tracker)
+
+
+def _log_processed(item: InboxItem, contact_id: Optional[str], attempt: int, began: float) -> None:
+    """One INFO line per event handled: which, whose (hashed), how long; never what the
+    customer wrote."""
+    customer = logs.customer_ref(contact_id or item.sender)
+    took_ms = (time.perf_counter() - began) * 1000
+    logger.info("WhatsApp %s %s of %s processed in %.0f ms (attempt %d)", item.kind, item.event_id, customer, took_ms, attempt,
+                extra={"customer": customer, "event_id": item.event_id, "kind": item.kind, "ms": round(took_ms, 1)})
 
 
 def history_entry(event: Any) -> Optional[Dict[str, Any]]:

@@ -39,7 +39,7 @@ from connectors.inbox import DEAD_AFTER_SECONDS, Dispatcher, WorkerIdentity, pen
 from connectors.inbox_writer import InboxRecorder, WebhookListener
 from connectors.outbound import WhatsAppSender
 from connectors.processing import EventProcessor
-from shop import gdpr, handoffs, i18n, outbox, words
+from shop import gdpr, handoffs, i18n, logs, outbox, words
 from shop.db import Database, get_database
 
 logger = logging.getLogger(__name__)
@@ -329,6 +329,7 @@ class WhatsAppInput(InputChannel):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         self._on_new_message = on_new_message
+        logs.configure()  # LOG_FORMAT=json: Rasa and Sanic have set up their log handlers by now
         webhook = _BlueprintWithRootMetrics("whatsapp_webhook", __name__)
 
         async def metrics_at_root(request: Request) -> HTTPResponse:
@@ -457,6 +458,7 @@ class WhatsAppInput(InputChannel):
 
     async def _start(self, app: Any, _: Any) -> None:
         self.me = WorkerIdentity.current()
+        logs.configure()  # again in each worker Sanic forks
         _ = self.db  # opens the database (and starts its threads) before the dispatcher
         # Rasa's NLU and policies hold the GIL in the dispatcher thread for long Python
         # stretches; a shorter switch interval (default 5 ms) lets the Sanic thread take

@@ -97,8 +97,9 @@ def start_stack(workdir: Path, model: Path, **extra_env: str) -> Stack:
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory, e2e_model) -> Iterator[Stack]:
-    """The channel tests' stack, with the small e2e bot."""
-    running = start_stack(tmp_path_factory.mktemp("stack"), e2e_model)
+    """The channel tests' stack, with the small e2e bot; JSON log lines, as an operator
+    shipping logs runs it (tests/e2e/test_logging_e2e.py reads them)."""
+    running = start_stack(tmp_path_factory.mktemp("stack"), e2e_model, LOG_FORMAT="json")
     yield running
     for process in reversed(running.processes):
         process.stop()
