@@ -292,6 +292,11 @@ class Simulator:
         try:
             self._authorize(request)
             media_id = request.match_info["media_id"]
+            if media_id == self.config.phone_number_id:  # the phone number node (messaging limit)
+                return self._close_record(record, 200, {
+                    "id": media_id, "display_phone_number": self.config.display_phone_number,
+                    "whatsapp_business_manager_messaging_limit": self.config.messaging_limit,
+                })
             media = self.state.media.get(media_id)
             if media is None:
                 raise graph_api.unknown_object(media_id, method="get")

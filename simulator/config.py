@@ -42,6 +42,9 @@ class SimulatorConfig:
     webhook_timeout: float = 10.0
     #: Length of the customer-service window (24 h on WhatsApp).
     window_seconds: float = 24 * 3600
+    #: The portfolio's messaging limit, as the phone number's
+    #: ``whatsapp_business_manager_messaging_limit`` field names it (the campaign sender reads it).
+    messaging_limit: str = "TIER_2K"
 
     def resolved_catalog_path(self) -> Path:
         path = Path(self.catalog_path)

@@ -319,6 +319,25 @@ async def test_the_messaging_limit_is_read_from_the_graph_api(graph):
     await client.close()
 
 
+async def test_the_simulator_answers_the_messaging_limit():
+    from aiohttp import web
+
+    from simulator import SimulatorConfig, create_app
+
+    config = SimulatorConfig(port=0, access_token=TOKEN)
+    runner = web.AppRunner(create_app(config))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+    client = GraphApiClient(GraphApiConfig(TOKEN, config.phone_number_id, base_url=url))
+    try:
+        assert await messaging_limit(client) == 2000
+    finally:
+        await client.close()
+        await runner.cleanup()
+
+
 # ------------------------------------------------------------- real processes
 
 TEMPLATES_YML = """templates:
