@@ -21,6 +21,7 @@ from connectors.inbox import Dispatcher, InboxItem, WorkerIdentity
 from connectors.outbound import WhatsAppSender
 from rasa_plugins import conversation_store
 from shop import consent, contacts, gdpr, handoffs, language, logs, messages, retention
+from shop import inbound_messages
 from shop.db import Database, cursor_of
 
 logger = logging.getLogger(__name__)
@@ -117,6 +118,16 @@ class EventProcessor:
         if message.media is not None and message.media.id:
             await self.db.run(messages.record_media, message.media.id, contact_id, message.id, message.media.mime_type,
                               message.media.url, float(message.timestamp or time.time()))
+
+    async def _remember_inbound(self, message: wire.InboundMessage, contact_id: str) -> None:
+        """When the customer wrote and which of our messages it answered, with the
+        template button tapped (shop.inbound_messages: the campaign statistics count
+        replies and taps from it)."""
+        button = message.reply if message.reply is not None and message.reply.kind == "template_button" else None
+        await self.db.run_cursor(
+            inbound_messages.record, message.id, contact_id, message.raw_type, float(message.timestamp or time.time()),
+            message.context.message_id if message.context else None,
+            button.id if button else None, button.title if button else None)
 
     async def _wait_for_agent(self) -> Any:
         """No model loaded yet (or loading failed): keep events pending, never drop them."""
@@ -280,6 +291,7 @@ class EventProcessor:
         self, message: wire.InboundMessage, earlier_attempts: int, agent: Any, contact_id: str, spoken: Optional[str] = None
     ) -> None:
         await self._remember_media(message, contact_id)
+        await self._remember_inbound(message, contact_id)
         if message.shared_own_number:  # a username customer shared their number with us
             await self._learn_number(agent, message)
         keyword = consent_keyword(message)

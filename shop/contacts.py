@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from shop.db import insert, placeholder
-from shop.schema import consent_events, contact_identifiers, contact_labels, contacts, handoffs, media, orders, outbound, outbox
+from shop.schema import consent_events, contact_identifiers, contact_labels, contacts, handoffs, inbound_messages, media, orders, outbound, outbox
 from shop.suppression import number_hash
 
 SERVICE_WINDOW_SECONDS = 24 * 60 * 60
@@ -255,7 +255,7 @@ def merge(conn: Connection, survivor: str, other: str, at: float) -> None:
     keep, gone = get(conn, survivor), get(conn, other)
     if keep is None or gone is None or survivor == other:
         return
-    for table in (consent_events, handoffs, outbound, outbox, media, orders):
+    for table in (consent_events, handoffs, outbound, outbox, media, orders, inbound_messages):
         conn.execute(table.update().where(table.c.contact_id == other).values(contact_id=survivor))
     # One chat waits for people at most: the oldest open handoff stays, later ones close.
     open_ids = conn.execute(

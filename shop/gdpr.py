@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 
 from shop import consent, contacts as contact_records
 from shop.db import PROJECT_ROOT, insert
-from shop.schema import consent_events, contact_identifiers, contact_labels, contacts, handoffs, inbox, media, orders, outbound, outbox, suppressed_numbers
+from shop.schema import consent_events, contact_identifiers, contact_labels, contacts, handoffs, inbound_messages, inbox, media, orders, outbound, outbox, suppressed_numbers
 
 EXPORT_LINK_SECONDS = 24 * 3600
 _EXPORT_NAME = re.compile(r"^[A-Za-z0-9_-]{32,}\.json$")
@@ -67,7 +67,8 @@ def erase(conn: Connection, contact_id: str, at: Optional[float] = None) -> Dict
     # The contact first: on PostgreSQL that waits for writers holding the contact's row
     # (a status of the last answer, see contacts.exists), and the deletes after it see
     # what they wrote.
-    for table in (contacts, contact_identifiers, consent_events, contact_labels, handoffs, outbound, outbox, media):
+    for table in (contacts, contact_identifiers, consent_events, contact_labels, handoffs, outbound, outbox, media,
+                  inbound_messages):
         counts[table.name] = conn.execute(table.delete().where(table.c.contact_id == contact_id)).rowcount
     # Orders are the shop's records (its order system keeps them anyway): they stay, no
     # longer linked to the person.

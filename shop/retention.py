@@ -6,7 +6,7 @@ deletes (`Retention` targets, each by its own time column):
 - webhook events in the inbox (`wa_inbox`, once processed or failed; a pending event is
   never dropped: it was acknowledged to Meta and must be answered),
 - delivery records: sent messages and their statuses (`wa_outbound`), media customers
-  sent (`wa_media`), outbox rows that went out or failed for good (`wa_outbox`),
+  sent (`wa_media`) and when they wrote (`wa_inbound`, for statistics), outbox rows that went out or failed for good (`wa_outbox`),
 - handoffs people closed (`handoffs`, with the agent's note),
 - the conversation's events in the tracker store (`events`, built by
   `rasa_plugins.conversation_store.retention_target`),
@@ -68,6 +68,7 @@ SHOP_TARGETS: Sequence[Target] = (
     Target(schema.inbox, "received_at", lambda t: t.c.state != "pending"),
     Target(schema.outbound, "created_at"),
     Target(schema.media, "received_at"),
+    Target(schema.inbound_messages, "received_at"),
     Target(schema.outbox, "created_at", lambda t: t.c.state.in_(("sent", "failed"))),
     Target(schema.handoffs, "closed_at", lambda t: t.c.status == "closed"),
 )

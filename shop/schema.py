@@ -228,6 +228,8 @@ agents = sa.Table(
     sa.Column("labels", sa.Text, nullable=False),  # JSON list; ["*"] serves every label
     sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("created_at", sa.Float, nullable=False),
+    # agent (the desk) | marketing (the desk and the campaigns page) | admin (everything)
+    sa.Column("role", sa.String(16), nullable=False, server_default="agent"),
 )
 
 # Orders as the shop's order system last reported them (shop/orders.py): the dialogue's
@@ -361,6 +363,23 @@ wa_templates = sa.Table(
     sa.Column("synced_at", sa.Float, nullable=False),
 )
 
+# Customers' messages as facts for the campaign statistics (shop/campaign_stats.py): who
+# wrote when, and which of our messages it answered (`context.id`), with the template
+# quick-reply button tapped. Never what they wrote.
+inbound_messages = sa.Table(
+    "wa_inbound",
+    metadata,
+    sa.Column("message_id", sa.String(255), primary_key=True),  # the customer's wamid
+    sa.Column("contact_id", sa.String(64), nullable=False),
+    sa.Column("type", sa.String(32), nullable=False),  # Meta's type: text, button, interactive, image...
+    sa.Column("received_at", sa.Float, nullable=False),  # Meta's timestamp
+    sa.Column("context_id", sa.String(255)),  # the wamid of our message it replies to (a template's button: always)
+    sa.Column("button_payload", sa.String(256)),  # `button` messages: the quick reply's payload
+    sa.Column("button_text", sa.String(64)),  # ... and the text on the button
+    sa.Index("ix_wa_inbound_contact_at", "contact_id", "received_at"),
+    sa.Index("ix_wa_inbound_context", "context_id"),
+)
+
 schema_migrations = sa.Table(
     "schema_migrations",
     metadata,
@@ -463,6 +482,8 @@ MIGRATIONS: List[Tuple[int, Callable[[Connection], None]]] = [
     (52, _add_column(contacts, "stopped_all_at")),
     (53, _add_column(consent_events, "scope")),
     (54, _add_column(suppressed_numbers, "scope")),
+    # 80-89: the web layer (web/): agents' roles.
+    (80, _add_column(agents, "role")),
 ]
 
 

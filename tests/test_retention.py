@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from rasa_plugins import conversation_store
 from shop import retention
 from shop.schema import (
-    consent_events, contacts, handoffs, inbox, media, outbound, outbox, suppressed_numbers,
+    consent_events, contacts, handoffs, inbound_messages, inbox, media, outbound, outbox, suppressed_numbers,
 )
 
 NOW = 1_800_000_000.0
@@ -40,6 +40,10 @@ def _fill(engine: sa.engine.Engine) -> None:
         ])
         conn.execute(media.insert(), [
             {"media_id": f"m-{age}", "contact_id": "c-old", "message_id": f"wamid.in.{age}", "received_at": at}
+            for age, at in (("old", OLD), ("new", RECENT))
+        ])
+        conn.execute(inbound_messages.insert(), [
+            {"message_id": f"wamid.in.{age}", "contact_id": "c-old", "type": "text", "received_at": at}
             for age, at in (("old", OLD), ("new", RECENT))
         ])
         conn.execute(outbox.insert(), [
@@ -89,6 +93,7 @@ EXPECTED = {
     "wa_inbox": 2,  # done and failed; never a pending event
     "wa_outbound": 1,
     "wa_media": 1,
+    "wa_inbound": 1,
     "wa_outbox": 2,  # sent and failed; never a waiting message
     "handoffs": 1,  # closed; an open one is work in progress
     "events": 2,
@@ -117,6 +122,7 @@ def test_purge_deletes_what_is_older_and_keeps_consent(filled):
             "wamid.done.new", "wamid.failed.new", "wamid.pending.new", "wamid.pending.old"]
         assert conn.execute(sa.select(outbound.c.message_id)).scalars().all() == ["wamid.out.new"]
         assert conn.execute(sa.select(media.c.media_id)).scalars().all() == ["m-new"]
+        assert conn.execute(sa.select(inbound_messages.c.message_id)).scalars().all() == ["wamid.in.new"]
         assert conn.execute(sa.select(outbox.c.state)).scalars().all() == ["waiting"]
         assert conn.execute(sa.select(handoffs.c.status)).scalars().all() == ["queued"]
         # Consent stays provable, whatever its age; contacts are not deleted by age.
