@@ -146,6 +146,7 @@ def _nanp_areas() -> Mapping[str, str]:
     return areas
 
 
+@lru_cache(maxsize=1)
 def us_area_codes() -> FrozenSet[str]:
     """The three-digit area codes of US numbers (+1 and one of these)."""
     return frozenset(area for area, region in _nanp_areas().items() if region == "US")
