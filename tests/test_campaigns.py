@@ -255,3 +255,73 @@ def test_limits_are_parsed_as_configured_or_as_meta_names_them():
     assert budgets.parse_limit("unlimited") == budgets.parse_limit("TIER_UNLIMITED") == budgets.UNLIMITED
     with pytest.raises(ValueError, match="unknown messaging limit"):
         budgets.parse_limit("lots")
+
+
+# ---------------------------------------------------------------------------- CLI
+
+TEMPLATES_YML = """templates:
+  winter_sale:
+    category: marketing
+    languages:
+      en:
+        body: "Hi {{1}}, {{2}} off everything this week."
+        examples: {body: ["Kim", "20%"]}
+"""
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch, capsys):
+    from shop import templates
+    from shop.__main__ import main
+
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    (tmp_path / "templates.yml").write_text(TEMPLATES_YML)
+    monkeypatch.setenv("SHOP_DB_URL", url)
+    monkeypatch.setenv("SHOP_TEMPLATES", str(tmp_path / "templates.yml"))
+    monkeypatch.setenv("SHOP_TIMEZONE", "Europe/Berlin")
+    db = Database(url)
+    db.transaction(templates.record_sync, [{"name": "winter_sale", "language": "en", "status": "APPROVED",
+                                            "category": "MARKETING", "id": "1"}], NOW)
+
+    def run(*argv):
+        code = main(["campaign", *argv])
+        out = capsys.readouterr()
+        return code, out.out + out.err
+
+    yield db, run
+    db.dispose()
+
+
+def test_the_campaign_commands(cli):
+    db, run = cli
+    kim = customer(db, "491709990001", name="Kim")
+    code, out = run("create", "--name", "dec", "--template", "winter_sale", "--params",
+                    '{"1": "{profile_name|there}", "2": "20%"}', "--labels", "vip")
+    assert code == 0 and "draft" in out
+    assert run("start", "dec")[0] == 0
+    assert [r["contact_id"] for r in rows(db)] == [kim]
+    code, out = run("status", "dec")
+    assert code == 0 and "running" in out and "1 queued" in out
+    assert "paused" in run("pause", "dec")[1] and "running" in run("resume", "dec")[1]
+    assert "cancelled" in run("cancel", "dec")[1]
+    code, out = run("status", "dec", "--follow", "--interval", "0")  # ends: the campaign is cancelled
+    assert code == 0 and "1 skipped" in out
+    assert "dec" in run("list")[1]
+
+
+@pytest.mark.parametrize("argv, error", [
+    (["--template", "nope"], "not approved"),
+    (["--params", '{"1": "x"}'], "2 value(s) expected"),  # the template takes two
+    (["--params", "{1"], "not JSON"),
+    (["--at", "2020-01-01 10:00"], "in the past"),
+    (["--at", "next friday"], "must look like"),
+    (["--wrote-within-days", "-3"], "wrote_within_days"),
+])
+def test_bad_campaign_input_is_a_clear_error_and_creates_nothing(cli, argv, error):
+    db, run = cli
+    base = {"--template": "winter_sale", "--params": '{"1": "a", "2": "b"}'}
+    for key, value in zip(argv[::2], argv[1::2]):
+        base[key] = value
+    code, out = run("create", "--name", "bad", *[x for kv in base.items() for x in kv])
+    assert code == 1 and error in out, out
+    assert db.reading(campaigns.all_campaigns) == []
