@@ -224,3 +224,57 @@ async def test_cli_exports_and_erases_with_the_sql_tracker_store(tmp_path, sqlit
     assert shown.returncode == 0 and "opted_out" in shown.stdout and "operator" in shown.stdout
     asked = sqlite_db.transaction(contacts.find, "4915000000000")
     assert asked is not None and sqlite_db.transaction(consent.status, asked) == consent.OPTED_OUT
+
+
+# ------------------------------------------------------------------------ STOP vs STOPALL
+
+def test_stopall_stops_utility_too_stop_keeps_it_start_lifts_both(db):
+    kim = customer(db, at=100.0)
+    db.transaction(consent.opt_in, kim, "opt_in_confirmation", "wamid.1", None, 110.0)
+    assert db.transaction(consent.opt_out, kim, "keyword", "wamid.2", "STOP (en)", 120.0) is True
+    assert db.transaction(consent.may_send_utility, kim) and not db.transaction(consent.stopped_all, kim)
+    # STOPALL after STOP: the status is the same, the scope is new, so it is a change
+    assert db.transaction(consent.opt_out, kim, "keyword", "wamid.3", "STOPALL (en)", 130.0, consent.ALL) is True
+    assert not db.transaction(consent.may_send_utility, kim) and db.transaction(consent.stopped_all, kim)
+    assert db.transaction(consent.opt_out, kim, "keyword", "wamid.4", "STOP (en)", 140.0) is False  # keeps STOPALL
+    assert db.transaction(consent.stopped_all, kim)
+    assert db.transaction(consent.opt_in, kim, "keyword", "wamid.5", "START (en)", 150.0) is True
+    assert db.transaction(consent.may_send_utility, kim) and db.transaction(consent.may_send_marketing, kim)
+    assert [(e.status, e.scope) for e in db.transaction(consent.history, kim)] == [
+        ("opted_in", "marketing"), ("opted_out", "marketing"), ("opted_out", "all"), ("opted_out", "marketing"),
+        ("opted_in", "all")]
+    with pytest.raises(ValueError, match="unknown consent scope"):
+        db.transaction(consent.opt_out, kim, "keyword", None, None, 160.0, "everything")
+    assert not db.transaction(consent.may_send_utility, "nobody")  # no contact, nothing to send to
+
+
+def test_a_merge_carries_stopall_with_the_latest_consent(db):
+    older = db.transaction(contacts.resolve, contacts.Identifiers(phone=WA), 100.0).contact_id
+    newer = db.transaction(contacts.resolve, contacts.Identifiers(user_id="DE.42"), 200.0).contact_id
+    db.transaction(consent.opt_in, older, "opt_in_confirmation", None, None, 110.0)
+    db.transaction(consent.opt_out, newer, "keyword", None, "STOPALL (en)", 210.0, consent.ALL)
+    assert db.transaction(contacts.resolve, contacts.Identifiers(phone=WA, user_id="DE.42"), 300.0).merged == (newer,)
+    assert db.transaction(consent.stopped_all, older) and not db.transaction(consent.may_send_utility, older)
+
+
+def test_erasure_after_stopall_keeps_its_scope_and_export_shows_it(db):
+    kim = db.transaction(contacts.resolve, contacts.Identifiers(phone=WA, user_id="DE.42"), 100.0).contact_id
+    db.transaction(consent.opt_out, kim, "keyword", "wamid.1", "STOPALL (de)", 110.0, consent.ALL)
+    data = db.transaction(gdpr.export, kim, [])
+    assert data["contact"]["stopped_all_at"] == 110.0 and data["consent_history"][0]["scope"] == "all"
+    db.transaction(gdpr.erase, kim, 120.0)
+    with db.engine.connect() as conn:
+        assert set(conn.execute(sa.select(suppressed_numbers.c.scope)).scalars()) == {"all"}
+    back = customer(db, at=130.0)
+    assert db.transaction(consent.is_suppressed, back, consent.ALL) and not db.transaction(consent.may_send_utility, back)
+    db.transaction(consent.opt_in, back, "keyword", "wamid.2", "START (de)", 140.0)  # a new, explicit opt-in
+    assert db.transaction(consent.may_send_utility, back) and db.transaction(consent.may_send_marketing, back)
+
+
+def test_a_marketing_opt_out_suppression_does_not_stop_order_updates(db):
+    kim = customer(db, at=100.0)
+    db.transaction(consent.opt_out, kim, "user_preferences", None, None, 110.0)
+    db.transaction(gdpr.erase, kim, 120.0)
+    back = customer(db, at=130.0)
+    assert db.transaction(consent.is_suppressed, back) and not db.transaction(consent.is_suppressed, back, consent.ALL)
+    assert db.transaction(consent.may_send_utility, back) and not db.transaction(consent.may_send_marketing, back)
