@@ -417,8 +417,9 @@ async def main_async(env: Mapping[str, str]) -> None:
         return
     sender = CampaignSender(db, client, make_budget(db, settings, limit, budgets.redis_url(dict(env))), settings,
                             ineligible=hooks["ineligible"], build=hooks["build"], select=hooks["select"], pick=hooks["pick"])
-    logger.info("Campaign sender %s: %g messages/s, messaging limit %s, quiet hours %s", settings.sender_id,
-                settings.rates.campaign_rate, limit or "unlimited", settings.quiet)
+    quiet = "-".join(t.strftime("%H:%M") for t in settings.quiet) if settings.quiet else "off"
+    logger.info("Campaign sender %s: %g messages/s, messaging limit %s, quiet hours %s (%s)", settings.sender_id,
+                settings.rates.campaign_rate, limit or "unlimited", quiet, settings.timezone)
     try:
         await sender.run(stop)
     finally:

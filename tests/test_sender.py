@@ -31,6 +31,7 @@ from shop.db import Database
 from shop.schema import campaign_sends, metadata, outbound
 from tests.campaign_helpers import (
     PHONE_NUMBER_ID,
+    audience,
     TOKEN,
     Clock,
     FakeGraph,
@@ -308,6 +309,21 @@ async def test_pause_and_cancel_take_effect_within_a_second_and_resume_continues
 async def _until(condition):
     while not condition():
         await asyncio.sleep(0.02)  # polling a condition (wait_for gives the deadline)
+
+
+async def test_a_scheduled_campaign_starts_at_its_time(sqlite_db, graph):
+    customer(sqlite_db, "491713000001")
+    sqlite_db.transaction(campaigns.create, "later", "winter_sale", "marketing", {"1": "a", "2": "b"},
+                          audience(), NOON + 3600, NOON)
+    clock = Clock(NOON)
+    sender = make_sender(sqlite_db, graph, clock)
+    await drain(sender)
+    assert graph.accepted() == [] and sqlite_db.reading(campaigns.get, "later").state == campaigns.SCHEDULED
+    clock.now = NOON + 3600
+    await sender.housekeeping(force=True)
+    await drain(sender)
+    assert graph.accepted_to() == ["491713000001"]
+    assert sqlite_db.reading(campaigns.get, "later").started_at == NOON + 3600
 
 
 async def test_the_messaging_limit_is_read_from_the_graph_api(graph):
