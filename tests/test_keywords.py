@@ -273,3 +273,17 @@ def test_the_default_file_has_no_word_in_both_lists():
     table = keywords.load(str(ROOT / "shop" / "consent_keywords.yml"))
     stops = {key for key, k in table.items() if k.action == keywords.STOP}
     assert stops and not stops & {key for key, k in table.items() if k.action == keywords.START}
+
+
+def test_the_scope_reaches_the_opt_out_action_as_the_channel_sends_it():
+    """The channel puts dataclasses.asdict(keyword) in the message metadata
+    (connectors/processing.py); the action reads its scope from there."""
+    import dataclasses
+
+    from actions.consent import scope_of
+    from shop import consent
+
+    assert scope_of(dataclasses.asdict(keywords.match("STOPALL"))) == consent.ALL
+    assert scope_of(dataclasses.asdict(keywords.match("СТОП ВСЁ"))) == consent.ALL
+    assert scope_of(dataclasses.asdict(keywords.match("STOP"))) == consent.MARKETING
+    assert scope_of(None) == consent.MARKETING  # the stop intent: a natural-language opt-out
