@@ -193,24 +193,37 @@ def test_any_text_is_imported_or_refused_with_row_errors(text):
     assert all(r.phone or r.user_id for r in rows)
 
 
-def test_the_cli(tmp_path):
+def test_the_cli(tmp_path, monkeypatch, capsys):
     good, bad = tmp_path / "good.csv", tmp_path / "bad.csv"
     good.write_text(GOOD, encoding="utf-8")
     bad.write_text(GOOD + "0170 1,,,,,,,\n", encoding="utf-8")
-    env = {"PATH": "/usr/bin:/bin", "SHOP_DB_URL": f"sqlite:///{tmp_path / 'shop.db'}", "SQLALCHEMY_SILENCE_UBER_WARNING": "1"}
-
-    def shop(*args):
-        return subprocess.run([sys.executable, "-m", "shop", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-
-    failed = shop("contacts", "import", str(bad))
+    url = f"sqlite:///{tmp_path / 'shop.db'}"
+    # once as an operator runs it: a process of its own, exit code 1, the errors on stderr
+    env = {"PATH": "/usr/bin:/bin", "SHOP_DB_URL": url, "SQLALCHEMY_SILENCE_UBER_WARNING": "1"}
+    failed = subprocess.run([sys.executable, "-m", "shop", "contacts", "import", str(bad)], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=120)
     assert failed.returncode == 1 and "row 6, phone: '0170 1' has no country code" in failed.stderr
     assert "nothing imported: 1 error" in failed.stderr
-    dry = shop("contacts", "import", str(good), "--dry-run")
-    assert dry.returncode == 0 and "would import 3 rows" in dry.stdout
-    done = shop("contacts", "import", str(good))
-    assert done.returncode == 0 and "imported 3 rows: 3 new contacts, 0 updated; 2 with consent proof" in done.stdout
-    shown = shop("consent", "+49 170 1234567")
-    assert "opted_in" in shown.stdout and "via import" in shown.stdout and "order updates allowed: True" in shown.stdout
-    stopped = shop("consent", "+49 170 1234567", "--opt-out", "--all", "--note", "asked by phone")
-    assert "opted_out (STOPALL)" in stopped.stdout and "order updates allowed: False" in stopped.stdout
-    assert " all " in stopped.stdout.splitlines()[-1]
+    # the rest in this process (each `python -m shop` pays for importing Rasa)
+    from shop.__main__ import main
+
+    monkeypatch.setenv("SHOP_DB_URL", url)
+
+    def shop(*args):
+        code = main(list(args))
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    code, out, _ = shop("contacts", "import", str(good), "--dry-run")
+    assert code == 0 and "would import 3 rows" in out
+    code, out, _ = shop("contacts", "import", str(good))
+    assert code == 0 and "imported 3 rows: 3 new contacts, 0 updated; 2 with consent proof" in out
+    code, out, _ = shop("contacts", "import", str(tmp_path / "missing.csv"))
+    assert code == 1
+    code, out, _ = shop("consent", "+49", "170", "1234567")
+    assert "opted_in" in out and "via import" in out and "order updates allowed: True" in out
+    code, out, _ = shop("consent", "+49", "170", "1234567", "--opt-out", "--all", "--note", "asked by phone")
+    assert "opted_out (STOPALL)" in out and "order updates allowed: False" in out
+    assert " all " in out.splitlines()[-1] and "asked by phone" in out.splitlines()[-1]
+    code, _, err = shop("consent", "+49", "170", "1234567", "--opt-in", "--all")
+    assert code == 1 and "--all goes with --opt-out" in err
