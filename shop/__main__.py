@@ -11,6 +11,7 @@ A contact is named by a phone number (any formatting), a business-scoped user id
 (BSUID) or its contact id; every identifier it has had leads to it.
     python -m shop purge [--dry-run]                         # retention: delete what is older than SHOP_RETENTION_DAYS
     python -m shop agent add Ana --labels "customer support,returns"   # prints Ana's desk token
+    python -m shop agent add Mia --labels sales --role marketing        # the desk and the campaigns page
     python -m shop agent list | python -m shop agent remove Ana
     python -m shop order update LT-10421 shipped --carrier DHL --tracking 00340434161234567890
     python -m shop order show LT-10421                       # an order's state and history
@@ -140,8 +141,8 @@ def agent(args: argparse.Namespace) -> int:
         if not labels:
             print("give the labels the agent serves: --labels \"customer support,returns\" (or \"*\" for all)", file=sys.stderr)
             return 1
-        token = db.transaction(agents.add, args.name, labels, args.token)
-        print(f"agent {args.name} serves {', '.join(labels)}; desk token (shown once): {token}")
+        token = db.transaction(agents.add, args.name, labels, args.token, args.role)
+        print(f"agent {args.name} ({args.role}) serves {', '.join(labels)}; desk token (shown once): {token}")
     elif args.action == "remove":
         if not db.transaction(agents.remove, args.name):
             print(f"no agent {args.name}", file=sys.stderr)
@@ -149,7 +150,7 @@ def agent(args: argparse.Namespace) -> int:
         print(f"removed agent {args.name}")
     else:
         for each in db.transaction(agents.all_agents):
-            print(f"{each.name}: {', '.join(each.labels)}")
+            print(f"{each.name} ({each.role}): {', '.join(each.labels)}")
     return 0
 
 
@@ -209,6 +210,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("name", nargs="?")
     p.add_argument("--labels", help='comma-separated labels the agent serves, "*" for all')
     p.add_argument("--token", help="use this token instead of a random one (sandbox demos)")
+    p.add_argument("--role", choices=agents.ROLES, default=agents.AGENT,
+                   help="agent: the desk; marketing: also the campaigns page; admin: everything")
     p.set_defaults(run=agent)
     p = commands.add_parser("purge", help="delete what is older than the retention period (SHOP_RETENTION_DAYS)")
     p.add_argument("--dry-run", action="store_true", help="only count, per table, what would be deleted")
