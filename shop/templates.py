@@ -326,6 +326,10 @@ def _parameter_problems(field: str, text: str, examples: Sequence[str], most: Op
         named = [n for n in numbers if not n.isdigit()]
         yield f"{field}: parameters are numbered {{{{1}}}}, {{{{2}}}}...; found {', '.join('{{' + n + '}}' for n in named)}"
         return
+    spaced = [m.group(0) for m in _PARAMETER.finditer(text) if m.group(0) != "{{%s}}" % m.group(1)]
+    if spaced:
+        yield f"{field}: write parameters without spaces, {{{{1}}}}; found {', '.join(spaced)}"
+        return
     stray = _PARAMETER.sub("", text)
     if "{{" in stray or "}}" in stray:
         yield f"{field}: unbalanced braces (a parameter is written {{{{1}}}})"

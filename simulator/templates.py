@@ -199,7 +199,7 @@ class Template:
             kind = str(component.get("type", "")).lower()
             values = [_value(p) for p in component.get("parameters") or [] if isinstance(p, dict)]
             if kind == "button":
-                index = int(component.get("index", 0))
+                index = _index(component)
                 if str(component.get("sub_type", "")).lower() == "quick_reply" and values:
                     payloads[index] = values[0]
                 else:
@@ -226,6 +226,15 @@ class Template:
         if buttons:
             result["buttons"] = buttons
         return result
+
+
+def _index(component: Mapping[str, Any]) -> int:
+    """A button component's ``index`` ("0" or 0), else Meta's code 100."""
+    try:
+        return int(component.get("index", 0))
+    except (TypeError, ValueError):
+        raise GraphApiError(400, 100, "(#100) Invalid parameter", details=(
+            f"Param template['components'][...]['index'] must be a button's position, got {component.get('index')!r}.")) from None
 
 
 def _value(parameter: Mapping[str, Any]) -> str:
@@ -359,7 +368,7 @@ class TemplateStore:
         for component in template.get("components") or []:
             kind = str(component.get("type", "")).lower()
             if kind == "button":
-                kind = f"button{component.get('index')}:{str(component.get('sub_type', '')).lower()}"
+                kind = f"button{_index(component)}:{str(component.get('sub_type', '')).lower()}"
             counts[kind] = len(component.get("parameters") or [])
         expected = {"header": known.shape.get("header", 0), "body": known.shape.get("body", 0)}
         for index, _kind, dynamic in known.shape.get("buttons", []):

@@ -203,6 +203,9 @@ def test_sends_are_checked_against_the_account_as_meta_does(db, sim):
     wrong["components"][0]["parameters"].pop()
     assert sim.send(wrong).json()["error"]["code"] == 132000
     assert sim.send({"name": "order_shipped", "language": {"code": "ru"}}).json()["error"]["code"] == 132001
+    wrong = tpl.message(shipped, *values)
+    wrong["components"][1]["index"] = "first"
+    assert sim.send(wrong).json()["error"]["code"] == 100  # not a 500
     sim.set_status("winter_offer", "en", status="PAUSED")
     assert sim.send(tpl.message(variant("winter_offer", "en"), ["Kim"])).json()["error"]["code"] == 132015
     sim.set_status("winter_offer", "en", status="DISABLED")

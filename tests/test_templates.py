@@ -153,6 +153,10 @@ def test_body_may_not_start_or_end_with_a_parameter():
     one_problem(variant(body="Hi there, our sale starts on {{1}}", body_examples=("a",)), "start or end")
 
 
+def test_parameters_without_spaces():
+    one_problem(variant(body="Hi {{ 1 }}, sale on {{2}} now", body_examples=("a", "b")), "without spaces", "{{ 1 }}")
+
+
 def test_unbalanced_braces():
     one_problem(variant(body="Hi {{1}, sale on {{2}} now", body_examples=("a", "b")), "unbalanced braces")
 
