@@ -307,6 +307,13 @@ class Dispatcher:
             self._semaphore = asyncio.Semaphore(self._max_concurrency)
             started.set()
             self.loop.run_forever()
+            # Stopped: what still runs (the maintenance loops, a turn cut short) is
+            # cancelled, as asyncio.run does, instead of being destroyed pending.
+            left = asyncio.all_tasks(self.loop)
+            for task in left:
+                task.cancel()
+            if left:
+                self.loop.run_until_complete(asyncio.wait(left, timeout=2.0))
             self.loop.run_until_complete(self.loop.shutdown_asyncgens())
             self.loop.close()
 

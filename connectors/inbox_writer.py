@@ -275,7 +275,7 @@ async def serve_with_webhooks(url: str, listener: WebhookListener, owner: str) -
         nonlocal closing
         if not closing:
             closing = True
-            if site is not None:
+            if site is not None and site in runner.sites:  # not when the server's stop came first
                 loop.create_task(site.stop())
             logger.info("Stopping: no longer receiving webhooks on %s:%s", listener.host, listener.port)
 

@@ -330,6 +330,7 @@ class WhatsAppInput(InputChannel):
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         self._on_new_message = on_new_message
         logs.configure()  # LOG_FORMAT=json: Rasa and Sanic have set up their log handlers by now
+        logs.quiet_warnings()
         webhook = _BlueprintWithRootMetrics("whatsapp_webhook", __name__)
 
         async def metrics_at_root(request: Request) -> HTTPResponse:

@@ -15,6 +15,12 @@ export RASA_TELEMETRY_ENABLED="${RASA_TELEMETRY_ENABLED:-false}"
 export SHOP_LANGUAGES="${SHOP_LANGUAGES:-en,de,ru,cs,ka,hy,zh}"
 export SHOP_DEFAULT_LANGUAGE="${SHOP_DEFAULT_LANGUAGE:-en}"
 export SQLALCHEMY_SILENCE_UBER_WARNING=1
+# A clean start-up: the deprecation warnings dependencies print about themselves
+# (TensorFlow/JAX, pkg_resources, pyparsing, SQLAlchemy, distutils...) are for their own
+# maintainers, not for someone starting the bot. Errors and log lines still show;
+# `PYTHONWARNINGS=default make run` shows every warning again.
+export PYTHONWARNINGS="${PYTHONWARNINGS-ignore::DeprecationWarning,ignore::PendingDeprecationWarning,ignore::FutureWarning}"
+export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"  # TensorFlow's C++ side: errors only
 # Prometheus metrics (README, "Monitoring"): every process of this machine (Rasa workers,
 # inbox writers, action server) counts into files here, and each one's /metrics answers
 # the sum. `make run` empties it at start.

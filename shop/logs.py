@@ -20,6 +20,7 @@ import hmac
 import logging
 import os
 import re
+import warnings
 from typing import Any, Iterable, MutableMapping, Optional
 
 CUSTOMER_PREFIX = "cu-"
@@ -67,6 +68,14 @@ def json_formatter() -> logging.Formatter:
             structlog.processors.JSONRenderer(ensure_ascii=False, default=str),
         ],
     )
+
+
+def quiet_warnings() -> None:
+    """Rasa's advice about a model's configuration (UserWarnings such as
+    "constrain_similarities is set to False") belongs to training, where `rasa train`
+    shows it; the running server loads the same model on every start. Call after Rasa
+    set up its warning filters (it shows each UserWarning once)."""
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"rasa\.")
 
 
 def _handlers() -> Iterable[logging.Handler]:

@@ -1,0 +1,43 @@
+"""`python -m rasa_plugins.quiet_start run ...`: Rasa's command line (`rasa run`,
+`rasa run actions`, any other) without the deprecation warnings its dependencies print
+about themselves at start-up (TensorFlow/JAX, pkg_resources, pyparsing, SQLAlchemy,
+distutils...): `make run` starts the bot and the action server this way (Procfiles).
+
+Why not only PYTHONWARNINGS (scripts/env.sh sets it for everything else): Sanic adds
+`filterwarnings("once", DeprecationWarning)` when it is imported, in front of the
+interpreter's filters, so under `rasa` every deprecation warning shows once anyway.
+Here Sanic is imported first and the ignore filters go in front of its own. Warnings
+of other kinds, log lines and errors are untouched; `PYTHONWARNINGS=default` (or
+running `.venv/bin/rasa` itself) shows everything again.
+"""
+import os
+import sys
+import warnings
+
+QUIET = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
+
+
+def quiet() -> None:
+    import sanic  # noqa: F401  (its import adds the filter ours must come before)
+
+    if os.environ.get("PYTHONWARNINGS", "").strip().lower() in ("default", "always"):
+        return
+    for category in QUIET:
+        warnings.filterwarnings("ignore", category=category)
+    if sys.argv[1:2] == ["run"] and sys.argv[2:3] != ["actions"]:
+        # The Rasa server imports matplotlib, whose import makes pyparsing warn about
+        # deprecated calls; pyparsing's warnings are UserWarnings too, which Rasa then
+        # shows once whatever the filters say. Imported here, they are ignored.
+        import matplotlib.pyplot  # noqa: F401
+
+
+def main() -> None:
+    quiet()
+    from rasa.__main__ import main as rasa_main
+
+    sys.argv = ["rasa", *sys.argv[1:]]
+    rasa_main()
+
+
+if __name__ == "__main__":
+    main()
