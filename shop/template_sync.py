@@ -278,15 +278,27 @@ def _summary(recorded: Sequence[templates.Synced]) -> str:
     return ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "none"
 
 
+def _submittable(args: argparse.Namespace) -> List[templates.Template]:
+    """The file's variants to submit when missing; none if the file is not valid (a
+    process that keeps syncing goes on syncing, the others stop: TemplateFileError)."""
+    try:
+        found = _load(args.file)
+    except templates.TemplateFileError as error:
+        if not args.every:
+            raise
+        print(f"error: {error}: nothing submitted", file=sys.stderr)
+        return []
+    problems = templates.validate(found)
+    if problems:
+        print("\n".join(problems), file=sys.stderr)
+        print("templates.yml is not valid: nothing submitted", file=sys.stderr)
+        return []
+    return found
+
+
 def cmd_sync(args: argparse.Namespace) -> int:
     db, account = get_database(), Account.from_env()
-    all_templates = _load(args.file) if args.submit_missing else []
-    if args.submit_missing:
-        problems = templates.validate(all_templates)
-        if problems:
-            print("\n".join(problems), file=sys.stderr)
-            print("templates.yml is not valid: nothing submitted", file=sys.stderr)
-            all_templates = []
+    all_templates = _submittable(args) if args.submit_missing else []
     said, failures = "", 0
     with requests.Session() as session:
         while True:
@@ -296,7 +308,9 @@ def cmd_sync(args: argparse.Namespace) -> int:
                 if summary != said:  # a process that keeps syncing says only what changed
                     print(f"synced {len(recorded)} template variants of account {account.waba_id}: {summary}", flush=True)
                     said = summary
-            except GraphError as error:
+            except Exception as error:  # noqa: BLE001 - with --every, a process under honcho: its exit would stop them all
+                if not args.every and not isinstance(error, GraphError):
+                    raise
                 failures += 1
                 if not args.every or failures == 1 or failures % 30 == 0:
                     print(f"sync failed: {error}", file=sys.stderr, flush=True)

@@ -359,3 +359,40 @@ def test_python_m_shop_has_the_templates_command(capsys):
 
     assert main(["templates", "validate"]) == 0
     assert "valid: 5 templates" in capsys.readouterr().out
+
+
+class Stop(BaseException):
+    """Ends a `sync --every` loop in a test."""
+
+
+def test_cli_sync_every_keeps_running_through_failures(env, capsys, monkeypatch):
+    """Under honcho a process that exits stops the whole sandbox: a process that keeps
+    syncing survives what goes wrong (the simulator not up yet, a locked database), tries
+    again after 2 s, and says so once."""
+    real_sync, calls, sleeps = ts.sync, [], []
+
+    def flaky_sync(*args, **kwargs):
+        calls.append(1)
+        if len(calls) <= 2:
+            raise (ts.GraphError("could not reach the Graph API") if len(calls) == 1 else RuntimeError("database is locked"))
+        return real_sync(*args, **kwargs)
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        if len(sleeps) == 4:
+            raise Stop
+
+    monkeypatch.setattr(ts, "sync", flaky_sync)
+    monkeypatch.setattr(ts, "_sleep", sleep)
+    with pytest.raises(Stop):
+        cli("templates", "sync", "--every", "60")
+    captured = capsys.readouterr()
+    assert captured.err.count("sync failed") == 1 and "could not reach" in captured.err
+    assert captured.out.count("synced 0 template variants") == 1  # said once, not on every round
+    assert sleeps == [ts.RETRY_SECONDS, ts.RETRY_SECONDS, 60, 60]
+
+
+def test_cli_sync_once_stops_on_an_unexpected_error(env, monkeypatch):
+    monkeypatch.setattr(ts, "sync", lambda *args, **kwargs: (_ for _ in ()).throw(RuntimeError("database is locked")))
+    with pytest.raises(RuntimeError):
+        cli("templates", "sync")
