@@ -19,7 +19,6 @@ WHATSAPP_ACCESS_TOKEN, WHATSAPP_API_URL, WHATSAPP_API_VERSION. A synchronous CLI
 `requests`.
 """
 import argparse
-import logging
 import os
 import sys
 import time
@@ -33,7 +32,6 @@ import requests
 from shop import templates
 from shop.db import Database, get_database
 
-logger = logging.getLogger(__name__)
 
 DEFAULT_API_VERSION = "v25.0"
 FIELDS = "name,language,status,category,quality_score,id,rejected_reason"
