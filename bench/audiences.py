@@ -11,6 +11,7 @@ Then it times, best of 3:
   select utility    every contact, utility
   preview           every contact, marketing, with per-country cost
   ineligible        one contact, the per-send re-check (mean of 1,000)
+  ineligible_many   the same for the sender's groups of 100
 
 Usage: .venv/bin/python bench/audiences.py [--contacts 100000] [--postgres postgresql://postgres@127.0.0.1:5432/test] [--no-postgres]
 """
@@ -107,6 +108,12 @@ def measure(db: Database, n: int, label: str) -> None:
             audiences.ineligible(conn, cid, "marketing", NOW)
         per_send = (time.perf_counter() - started) / len(ids)
     print(f"  {'ineligible (one contact, per send)':<38} {per_send * 1000:8.2f} ms")
+    with db.engine.connect() as conn:
+        started = time.perf_counter()
+        for start in range(0, len(ids), 100):
+            audiences.ineligible_many(conn, ids[start:start + 100], "marketing", NOW)
+        per_send = (time.perf_counter() - started) / len(ids)
+    print(f"  {'ineligible_many (groups of 100)':<38} {per_send * 1000:8.2f} ms per contact")
 
 
 def main() -> int:

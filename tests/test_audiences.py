@@ -136,6 +136,7 @@ def test_identifiers_written_without_their_hash_are_still_checked(db):
     back = suppressed_returning_customer(db, opted_in_again=True)
     db.transaction(lambda conn: conn.execute(contact_identifiers.update().values(identifier_hash=None)))
     assert select(db).excluded == {"suppressed": 1} and reason(db, back) == "suppressed"
+    assert db.transaction(audiences.ineligible_many, [back], "marketing", NOW) == {back: "suppressed"}
 
 
 def test_an_erased_contact_is_ineligible(db):
@@ -212,6 +213,8 @@ def test_select_and_ineligible_agree_on_every_contact(db):
     for category in audiences.CATEGORIES:
         audience = select(db, category=category)
         reasons = {c: reason(db, c, category) for c in ids}
+        assert db.transaction(audiences.ineligible_many, ids + ["c-gone"], category, NOW) == {**reasons, "c-gone": "erased"}
+        assert db.transaction(audiences.ineligible_many, ids, category, NOW, 2) == reasons  # in chunks
         assert set(audience.recipients) == {c for c, r in reasons.items() if r is None}
         counted = {}
         for r in reasons.values():
