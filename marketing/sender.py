@@ -50,7 +50,7 @@ from connectors.graph_api import (
     RetryPolicy,
 )
 from marketing import budget as budgets
-from shop import campaigns
+from shop import campaigns, logs
 from shop.db import Database, get_database
 
 logger = logging.getLogger("marketing.sender")
@@ -303,7 +303,7 @@ class CampaignSender:
         cls = error.error_class
         if error.network and not _connect_failed(error):
             logger.warning("Send %s to %s: no answer from Meta (%s): recorded as unknown, not repeated",
-                           send.id, send.contact_id, error)
+                           send.id, logs.customer_ref(send.contact_id), error, extra={"customer": logs.customer_ref(send.contact_id)})
             return campaigns.Result(send, campaigns.UNKNOWN, error_code=error.code, reason=f"no answer from Meta: {reason}")
         if cls is ErrorClass.RETRY_SOON:
             if send.attempts >= RETRY_SOON_ATTEMPTS:
