@@ -6,7 +6,7 @@ from typing import Any, Dict, List
 
 import pytest
 
-from connectors.desk import AgentDesk, quick_replies_for
+from web.desk import AgentDesk, quick_replies_for
 
 LANGUAGES = ("en", "de", "ru", "cs", "ka", "hy", "zh")
 SCRIPTS = {"ru": "\u0400-\u04ff", "ka": "\u10a0-\u10ff", "hy": "\u0530-\u058f", "zh": "\u4e00-\u9fff"}

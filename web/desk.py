@@ -1,14 +1,15 @@
 """The agent desk: people answer the chats the bot handed off, by label.
 
 A Rasa input channel of its own, served by the bot's Sanic app at `/webhooks/desk/`
-(a web page) and `/webhooks/desk/api/` (JSON). `credentials.yml`:
+(a web page) and `/webhooks/desk/api/` (JSON); the campaigns page (web/campaigns.py) is
+served with it, at `/webhooks/desk/campaigns/`. `credentials.yml`:
 
-    connectors.desk.AgentDesk:
+    web.desk.AgentDesk:
       quick_replies: quick_replies.yml
 
-Agents authenticate with `Authorization: Bearer <token>` (tokens are made with
-`python -m shop agent add NAME --labels "customer support,returns"`); an agent sees and
-answers only chats whose label they serve. Replies go out through the WhatsApp channel,
+Agents authenticate with `Authorization: Bearer <token>` (web/auth.py; tokens are made
+with `python -m shop agent add NAME --labels "customer support,returns"`, or the admin
+token SHOP_ADMIN_TOKEN); an agent sees and answers only chats whose label they serve. Replies go out through the WhatsApp channel,
 which enforces the 24-hour window; conversation changes (the agent's messages, the return
 to the bot) are made where Rasa's processing runs, on the WhatsApp channel's dispatcher.
 """
@@ -32,21 +33,14 @@ from connectors.outbound import Deferred, OutsideWindow
 from connectors.whatsapp import WhatsAppInput
 from shop import agents, contacts, handoffs, i18n, messages
 from shop.agents import Agent
+from web import auth, campaigns, layout, static_files
+from web.http import error as _error
 
 logger = logging.getLogger(__name__)
 
-PAGE = Path(__file__).resolve().parent / "desk_page"
+PAGE = static_files.ROOT / "desk"
 MEDIA_ID = re.compile(r"[0-9]{1,32}")  # WhatsApp media ids are digits
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-
-
-def _error(status: int, message: str, **extra: Any) -> HTTPResponse:
-    return response.json({"error": message, **extra}, status=status)
-
-
-def _bearer(request: Request) -> Optional[str]:
-    header = request.headers.get("Authorization", "")
-    return header[7:].strip() if header.lower().startswith("bearer ") else None
 
 
 class AgentDesk(InputChannel):
@@ -60,7 +54,7 @@ class AgentDesk(InputChannel):
         if not path.is_absolute() and not path.exists():  # relative to the project, like credentials.yml
             path = PROJECT_ROOT / path
         if not path.exists():
-            raise ValueError(f"agent desk: quick replies file {path} not found (credentials: connectors.desk.AgentDesk.quick_replies)")
+            raise ValueError(f"agent desk: quick replies file {path} not found (credentials: web.desk.AgentDesk.quick_replies)")
         return cls(YAML(typ="safe").load(path.read_text(encoding="utf-8")) or {})
 
     def __init__(self, config: Dict[str, Any]) -> None:
@@ -69,22 +63,28 @@ class AgentDesk(InputChannel):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         desk = Blueprint("agent_desk", __name__)
-        desk.static("/static", str(PAGE), name="desk_static")
+
+        @desk.get("/static/<name:path>")
+        async def static(_: Request, name: str) -> HTTPResponse:
+            return await static_files.serve((PAGE, static_files.COMMON), name)
 
         @desk.get("/")
         async def page(request: Request) -> HTTPResponse:
             if not request.path.endswith("/"):  # the page's links are relative to .../desk/
                 return response.redirect(request.path + "/")
-            return await response.file(str(PAGE / "index.html"), headers={"Cache-Control": "no-cache"})
+            return response.html(layout.render(PAGE / "body.html", "Agent desk", "desk", "", ("static/style.css",),
+                                               ("static/app.js",)), headers={"Cache-Control": "no-cache"})
+
+        campaigns.add_routes(desk, lambda request: self._whatsapp(request).db)
 
         def authenticated(handler: Callable[..., Coroutine[Any, Any, HTTPResponse]]) -> Callable[..., Coroutine[Any, Any, HTTPResponse]]:
             @wraps(handler)
             async def check(request: Request, **kwargs: Any) -> HTTPResponse:
                 whatsapp = self._whatsapp(request)
-                agent = await whatsapp.db.read(agents.by_token, _bearer(request))
-                if agent is None:
+                user = await whatsapp.db.read(auth.identify, auth.bearer(request), auth.admin_token())
+                if user is None:
                     return _error(401, "a valid agent token is required (Authorization: Bearer <token>)")
-                return await handler(request, whatsapp, agent, **kwargs)
+                return await handler(request, whatsapp, user.agent, **kwargs)
 
             return check
 
@@ -106,8 +106,8 @@ class AgentDesk(InputChannel):
         @authenticated
         async def me(_: Request, whatsapp: WhatsAppInput, agent: Agent) -> HTTPResponse:
             languages = whatsapp.running.languages
-            return response.json({"name": agent.name, "labels": list(agent.labels), "languages": list(languages.offered),
-                                  "default_language": languages.default})
+            return response.json({"name": agent.name, "labels": list(agent.labels), "role": agent.role,
+                                  "languages": list(languages.offered), "default_language": languages.default})
 
         @desk.get("/api/quick-replies")
         @authenticated
