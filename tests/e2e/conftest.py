@@ -14,6 +14,7 @@ from tests.processes import (
 )
 
 E2E_BOT = ROOT / "tests" / "e2e_bot"
+SHOP_WEBHOOK_SECRET = "e2e-shop-secret"
 
 
 @pytest.fixture(scope="session")
@@ -84,6 +85,8 @@ def start_stack(workdir: Path, model: Path, **extra_env: str) -> Stack:
         WHATSAPP_WEBHOOK_PORT=str(webhook_port),
         # As `make run`: every process of the stack counts its metrics into one directory.
         PROMETHEUS_MULTIPROC_DIR=str(workdir / "metrics"),
+        # The order system's key for POST /webhooks/shop/orders (README, "Order updates").
+        SHOP_WEBHOOK_SECRET=SHOP_WEBHOOK_SECRET,
     )
     env.update(extra_env)
     webhook_url = f"http://127.0.0.1:{webhook_port}/webhooks/whatsapp/webhook"
