@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 ENV := . scripts/env.sh &&
 
-.PHONY: run test setup train validate test-nlu test-stories review bench lock clean
+.PHONY: run test setup train validate test-nlu test-stories review bench bench-faults bench-soak bench-campaign lock clean
 
 run:  ## the bot in the sandbox (or on a real number if WHATSAPP_* are set)
 	scripts/run
@@ -31,6 +31,17 @@ review: setup  ## messages the bot did not understand (last 7 days, DAYS=n) as N
 
 bench: setup  ## latency/memory benchmark against Rasa's REST channel
 	$(ENV) .venv/bin/python bench/benchmark.py
+
+# The benchmarks of faults, soak and campaigns (README, "Performance"); options in BENCH_ARGS,
+# e.g. make bench-faults BENCH_ARGS="--rounds 5". They print numbers; they are not tests.
+bench-faults: setup  ## kill -9 of the Rasa server or the inbox writer while 30 customers write, 20 times
+	$(ENV) .venv/bin/python bench/faults.py --model "$$(scripts/train-if-needed)" $(BENCH_ARGS)
+
+bench-soak: setup  ## 10 minutes at 20 webhooks/s from 500 customers: memory, ack and e2e p99, errors
+	$(ENV) .venv/bin/python bench/soak.py --model "$$(scripts/train-if-needed)" $(BENCH_ARGS)
+
+bench-campaign: setup  ## a 100,000-recipient campaign at 80/s and 1,000/s with status webhooks and a customer
+	$(ENV) .venv/bin/python bench/campaign.py --model "$$(scripts/train-if-needed)" $(BENCH_ARGS)
 
 lock: setup  ## re-lock every transitive dependency after changing requirements.txt
 	(echo "# Full lock of every installed package (Python 3.10, linux x86_64). Regenerate: make lock"; \
