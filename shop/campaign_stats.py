@@ -200,10 +200,14 @@ def _taps(conn: Connection, s: Any) -> Tuple[Tap, ...]:
 
 
 def _median_to_read(conn: Connection, s: Any) -> Optional[float]:
-    """The middle of the times to read, found by the database (ORDER BY with OFFSET):
-    SQLite has no percentile function, and no row leaves the database but one or two."""
+    """The middle of the times to read, found by the database: PostgreSQL's
+    percentile_cont; on SQLite, which has none, ORDER BY with OFFSET (no row leaves the
+    database but one or two)."""
     seconds = (s.c.read_at - sa.func.coalesce(s.c.sent_at, s.c.queued_sent_at)).label("seconds")
     where = sa.and_(s.c.state == "sent", s.c.read_at.isnot(None))
+    if conn.dialect.name == "postgresql":
+        found = conn.execute(sa.select(sa.func.percentile_cont(0.5).within_group(seconds)).where(where)).scalar()
+        return None if found is None else float(found)
     n = int(conn.execute(sa.select(sa.func.count()).select_from(s).where(where)).scalar_one())
     if not n:
         return None
