@@ -212,9 +212,10 @@ async def serve_with_webhooks(url: str, listener: WebhookListener, owner: str) -
 
     async def receive(request: web.Request) -> web.Response:
         nonlocal waiting
-        if closing:  # a webhook on a connection opened before: Meta delivers it again later
-            return web.json_response({"error": "shutting down"}, status=503, headers={"Connection": "close"})
         started = time.perf_counter()
+        if closing:  # a webhook on a connection opened before: Meta delivers it again later
+            metrics.count_webhook("webhook", 503, started)
+            return web.json_response({"error": "shutting down"}, status=503, headers={"Connection": "close"})
         verdict = read_webhook(await request.read(), request.headers.get("X-Hub-Signature-256"), listener.app_secret)
         if verdict.events:
             try:

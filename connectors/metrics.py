@@ -42,7 +42,7 @@ TURN_BUCKETS = (0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 3
 
 WEBHOOKS = Counter(
     "whatsapp_webhooks", "Webhook POSTs answered, by port (webhook: the inbox writer; rasa: the Rasa server's route) "
-    "and HTTP status (200, 400 malformed, 401 unsigned, 403 wrong signature, 500 not recorded)", ["port", "result"],
+    "and HTTP status (200, 400 malformed, 401 unsigned, 403 wrong signature, 500 not recorded, 503 stopping)", ["port", "result"],
 )
 ACK_SECONDS = Histogram(
     "whatsapp_webhook_ack_seconds", "From a webhook POST's arrival to its answer (verify, parse, record), by port",

@@ -24,7 +24,7 @@ CHECK_TIMEOUT_SECONDS = 2.0
 
 @dataclass(frozen=True)
 class Check:
-    name: str  # model | database | lock_store | webhook_port
+    name: str  # model | database | lock_store | webhook_port | stopping
     ok: bool
     detail: str
 
@@ -113,11 +113,13 @@ class LockStoreProbe:
         return Check("lock_store", True, "redis")
 
 
-def verdict(checks: List[Check]) -> Tuple[int, Dict[str, Any]]:
-    """200 when every check passed, else 503; the body names each check's outcome."""
-    ready = all(check.ok for check in checks)
+def verdict(checks: List[Check], stopping: bool = False) -> Tuple[int, Dict[str, Any]]:
+    """200 when every check passed, else 503; the body names each check's outcome and
+    says whether the server is stopping (then only that is checked)."""
+    ready = all(check.ok for check in checks) and not stopping
     body: Dict[str, Any] = {
         "status": "ready" if ready else "not ready",
+        "stopping": stopping,
         "checks": {check.name: {"ok": check.ok, "detail": check.detail} for check in checks},
     }
     if not ready:

@@ -397,9 +397,10 @@ class WhatsAppInput(InputChannel):
         """Verify, parse, record durably, answer. Processing happens after the answer.
         While the server stops: 503, and Meta delivers the webhook again (to another
         server behind the load balancer, or to this one once it is back)."""
-        if self.stopping:
-            return response.json({"error": "shutting down"}, status=503)
         started = time.perf_counter()
+        if self.stopping:
+            metrics.count_webhook("rasa", 503, started)
+            return response.json({"error": "shutting down"}, status=503)
         verdict = inbound.read_webhook(body, signature_header, self.settings.app_secret)
         if not verdict.events:
             metrics.count_webhook("rasa", verdict.status, started)
@@ -420,7 +421,13 @@ class WhatsAppInput(InputChannel):
     # -- operations: readiness and metrics ------------------------------------------
 
     async def readiness(self, agent: Any) -> Tuple[int, Dict[str, Any]]:
-        """(200 or 503, body): model, shop database, lock store, webhook port."""
+        """(200 or 503, body): model, shop database, lock store, webhook port. Once the
+        server is stopping (SIGTERM) it is not ready whatever the parts say: a load
+        balancer takes it out of rotation while its turns finish (`"stopping": true`)."""
+        if self.stopping:
+            return readiness.verdict([readiness.Check(
+                "stopping", False, "the server is stopping: webhooks are refused while the turns in progress finish",
+            )], stopping=True)
         if self._database_probe is None:
             self._database_probe = readiness.DatabaseProbe(self.db)
         writer = self._recorder.writer if self._recorder is not None else None

@@ -109,6 +109,26 @@ async def test_the_rasa_port_route_counts_each_answer_and_its_latency(sqlite_db)
     assert value(after, "whatsapp_webhook_ack_seconds_count", port="rasa") - value(before, "whatsapp_webhook_ack_seconds_count", port="rasa") == 3
 
 
+async def test_once_stopping_the_route_answers_503_and_counts_it_and_readiness_says_stopping(sqlite_db):
+    whatsapp = channel(sqlite_db)
+    agent = SimpleNamespace(lock_store=InMemoryLockStore(), **READY_AGENT)
+    status, body = await whatsapp.readiness(agent)
+    assert (status, body["stopping"]) == (200, False)
+    body_bytes, headers = meta.signed(meta.text("491700000003", "hi"), SECRET)
+    before = metrics.samples(metrics.exposition().decode())
+    whatsapp.stopping = True  # what SIGTERM sets first (_stop)
+    answer = await whatsapp.acknowledge(body_bytes, headers["X-Hub-Signature-256"])
+    after = metrics.samples(metrics.exposition().decode())
+    assert answer.status == 503
+    key = dict(port="rasa", result="503")
+    assert value(after, "whatsapp_webhooks_total", **key) - value(before, "whatsapp_webhooks_total", **key) == 1
+    assert sqlite_db.reading(lambda conn: conn.execute(sa.text("SELECT COUNT(*) FROM wa_inbox")).scalar()) == 0
+    # Out of rotation while the turns finish, even though model, database and lock store are fine.
+    status, body = await whatsapp.readiness(agent)
+    assert (status, body["stopping"], body["not_ready"]) == (503, True, ["stopping"])
+    assert "stopping" in body["checks"]["stopping"]["detail"]
+
+
 async def test_inbox_backlog_and_waiting_handoffs_are_read_when_scraped(db):
     whatsapp = channel(db)
     now = time.time()

@@ -6,14 +6,27 @@ import os
 import signal
 import threading
 import time
+from collections import Counter
 
 import aiohttp
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
-from connectors import inbox
+from connectors import inbox, metrics
 from connectors.inbox import Dispatcher, InboxEvent, InboxItem, WorkerIdentity
 from tests import meta_payloads
 from tests.test_inbox_writer import Received, listening_recorder, post, stored
+
+
+def webhooks_counted(directory) -> dict:
+    """`whatsapp_webhooks_total` of the webhook port by result, as /metrics would sum
+    the processes counting into `directory`."""
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, str(directory))
+    found = metrics.samples(generate_latest(registry).decode())
+    return {dict(labels)["result"]: value for (name, labels), value in found.items()
+            if name == "whatsapp_webhooks_total" and dict(labels)["port"] == "webhook"}
 
 
 def item(seq: int, sender: str) -> InboxItem:
@@ -98,7 +111,10 @@ def test_a_worker_that_signs_off_is_taken_over_at_once(db):
     assert taken.event_id == "wamid.left"
 
 
-async def test_sigterm_makes_a_listening_writer_stop_listening_but_record_for_its_server(sqlite_db):
+async def test_sigterm_makes_a_listening_writer_stop_listening_but_record_for_its_server(sqlite_db, tmp_path, monkeypatch):
+    directory = tmp_path / "metrics"  # the writer process counts into it (multiprocess mode)
+    directory.mkdir()
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(directory))
     received = Received()
     recorder, me, url = await listening_recorder(sqlite_db, received)
     try:
@@ -106,10 +122,12 @@ async def test_sigterm_makes_a_listening_writer_stop_listening_but_record_for_it
             assert (await post(kept, url, meta_payloads.text("4917101", "before")))[0] == 200
             os.kill(recorder.writer.pid, signal.SIGTERM)
 
+            answered = []  # what probes that got in before the port closed were answered
+
             async def refused() -> bool:
                 try:
                     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as fresh:
-                        await post(fresh, url, meta_payloads.text("4917101", "probe"))
+                        answered.append(str((await post(fresh, url, meta_payloads.text("4917101", "probe")))[0]))
                 except aiohttp.ClientConnectorError:
                     return True
                 return False
@@ -119,6 +137,8 @@ async def test_sigterm_makes_a_listening_writer_stop_listening_but_record_for_it
                 assert time.monotonic() < deadline, "the writer still accepts connections after SIGTERM"
             status, body = await post(kept, url, meta_payloads.text("4917101", "after"))
             assert (status, body) == (503, {"error": "shutting down"})  # ...and open ones get 503
+            # Every answer is counted, the refusals too (result 503).
+            assert webhooks_counted(directory) == dict(Counter(["200", *answered, "503"]))
         # The server's own requests are still recorded until it closes the pipe.
         new = await recorder.record([InboxEvent("wamid.via-server", "message", "4917102", "{}")], me.instance_id, time.time())
         assert [i.event_id for i in new] == ["wamid.via-server"]
