@@ -50,6 +50,7 @@ from connectors.graph_api import (
     RetryPolicy,
 )
 from marketing import budget as budgets
+from marketing import metrics
 from shop import campaigns, logs
 from shop.db import Database, get_database
 
@@ -247,13 +248,16 @@ class CampaignSender:
             granted, wait = await asyncio.to_thread(self.budget.take, wanted, self.clock())
             if granted:
                 return granted
+            metrics.count_wait("rate")
             await self.sleep(min(max(wait, 0.001), 0.5))
 
     async def _send_group(self, ids: Sequence[int]) -> int:
         now = self.clock()
         prepared = await self.db.run(campaigns.prepare, self.settings.sender_id, ids, now, self.ineligible,
                                      self.budget.reach, self.marketing_allowed(now))
+        metrics.count_sends(campaigns.SKIPPED, prepared.skipped)
         if prepared.over_limit:
+            metrics.count_wait("messaging_limit")
             logger.info("%d sends wait for the messaging limit (next at %s)", prepared.over_limit, prepared.retry_at)
         if not prepared.sends:
             return prepared.skipped
@@ -261,6 +265,8 @@ class CampaignSender:
         results = await asyncio.gather(*(self._send_one(send, payload) for send, payload in zip(prepared.sends, payloads)))
         paused = await self.db.run(campaigns.record, results, self.clock())
         crash_point("after_record")
+        for result in results:
+            metrics.count_sends(result.outcome)
         for campaign_id in paused:
             logger.error("Campaign %s paused: %s", campaign_id,
                          next(r.reason for r in results if r.send.campaign_id == campaign_id and r.pause_campaign))
@@ -392,6 +398,10 @@ def graph_client(env: Mapping[str, str]) -> GraphApiClient:
 
 async def main_async(env: Mapping[str, str]) -> None:
     settings = Settings.from_env(env)
+    metrics_port = metrics.port_from_env(env)
+    if metrics_port is not None:  # SHOP_SENDER_METRICS_PORT: GET /metrics (marketing/metrics.py)
+        metrics.serve(metrics_port)
+        logger.info("Campaign sender metrics on port %d (/metrics)", metrics_port)
     db = get_database()
     client = graph_client(env)
     limit = settings.limit
