@@ -34,7 +34,6 @@ import os
 import pstats
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -50,7 +49,7 @@ os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
 
 from bench.stack import (  # noqa: E402
     FakeMetaClient, RssSampler, Stack, calibrate, deliver, load_average, pct, probe_status_acks, project_model,
-    signed_webhook, start_fake_meta,
+    signed_webhook, start_fake_meta, work_directory,
 )
 from shop import audiences, campaigns, templates  # noqa: E402
 from shop.db import Database  # noqa: E402
@@ -121,6 +120,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--statuses-per-webhook", type=int, default=1, help="Meta may batch up to 1000")
     parser.add_argument("--rss-every", type=float, default=30.0)
     parser.add_argument("--profile", action="store_true", help="run the sender under cProfile and print the top")
+    parser.add_argument("--workdir", type=Path, help="keep logs and databases here (default: a temporary directory)")
     parser.add_argument("--shop-db-url", help="shop database (default: SQLite in the work directory, as in the sandbox)")
     args = parser.parse_args(argv)
     if args.recipients < 1 or any(not 1 <= r <= 1000 for r in args.rates):
@@ -447,8 +447,8 @@ async def main_async(args: argparse.Namespace, workdir: Path) -> None:
 
 def main() -> None:
     args = parse_args()
-    with tempfile.TemporaryDirectory(prefix="bench-campaign-") as workdir:
-        asyncio.run(main_async(args, Path(workdir)))
+    with work_directory(args.workdir, "bench-campaign-") as workdir:
+        asyncio.run(main_async(args, workdir))
 
 
 if __name__ == "__main__":

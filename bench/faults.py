@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import random
 import sys
-import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -38,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.stack import (  # noqa: E402
-    FakeMetaClient, Stack, calibrate, deliver, load_average, pct, project_model, signed_webhook, start_fake_meta,
+    FakeMetaClient, Stack, calibrate, deliver, load_average, pct, project_model, signed_webhook, start_fake_meta, work_directory,
 )
 
 TEXTS = ["hi", "what are your opening hours?", "show me the catalog", "do you ship to austria?", "thanks, bye"]
@@ -92,6 +91,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--deadline", type=float, default=300.0, help="seconds after the kill to answer everything")
     parser.add_argument("--settle", type=float, default=3.0, help="seconds to wait for late duplicates after recovery")
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--workdir", type=Path, help="keep logs and databases here (default: a temporary directory)")
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.customers < 1:
         parser.error("--rounds and --customers must be at least 1")
@@ -150,6 +150,8 @@ class Faults:
                 break
             await asyncio.sleep(0.2)
         result.recover_s = time.monotonic() - killed_at
+        if kill and result.recover_s < 0.5:
+            result.notes.append("the kill came after the last answer")
         await asyncio.sleep(self.args.settle)  # late duplicates would show up here
         per_customer: Dict[str, List[str]] = {}
         for s in await self.fake.sends(since):
@@ -159,6 +161,8 @@ class Faults:
             result.duplicates += duplicates_of(got)
             if not got:
                 result.lost += 1
+                result.notes.append(f"lost {customer} ({texts[customer]!r}): "
+                                    + self.stack.explain(f"wamid.f{self.run_id}.{number}.{customer}"))
             else:
                 result.answered += 1
                 result.short += len(set(got)) < self.expected.get(texts[customer], 1)
@@ -196,8 +200,8 @@ async def main_async(args: argparse.Namespace, workdir: Path) -> None:
 
 def main() -> None:
     args = parse_args()
-    with tempfile.TemporaryDirectory(prefix="bench-faults-") as workdir:
-        asyncio.run(main_async(args, Path(workdir)))
+    with work_directory(args.workdir, "bench-faults-") as workdir:
+        asyncio.run(main_async(args, workdir))
 
 
 if __name__ == "__main__":

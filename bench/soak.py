@@ -20,7 +20,6 @@ import asyncio
 import json
 import random
 import sys
-import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -34,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.stack import (  # noqa: E402
     FakeMetaClient, RssSampler, Stack, calibrate, deliver, load_average, pct, project_model, signed_raw,
-    signed_webhook, start_fake_meta,
+    signed_webhook, start_fake_meta, work_directory,
 )
 
 TEXTS = ["hi", "what are your opening hours?", "show me the catalog", "do you ship to austria?", "thanks, bye"]
@@ -68,6 +67,7 @@ class Tally:
     messages: int = 0
     lost: int = 0
     short: int = 0
+    lost_notes: List[str] = field(default_factory=list)
     no_idle_customer: int = 0  # a message not sent: every customer was waiting for an answer
     expected_per_customer: Counter = field(default_factory=Counter)
 
@@ -93,7 +93,7 @@ def summarise(tally: Tally, dupes: int, seconds: float) -> List[str]:
         f"duplicates {dupes}   (bar: all 0)" + "".join(f"\n    odd shape {k} x{n}" for k, n in tally.odd_not_200.items()),
         f"answered with fewer messages than usual: {tally.short}; messages not sent because every customer "
         f"was still waiting for an answer: {tally.no_idle_customer}",
-    ]
+    ] + [f"  lost {note}" for note in tally.lost_notes[:10]]
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -107,6 +107,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--rss-every", type=float, default=30.0, help="seconds between RSS samples")
     parser.add_argument("--reply-timeout", type=float, default=180.0, help="seconds to wait for an answer")
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--workdir", type=Path, help="keep logs and databases here (default: a temporary directory)")
     args = parser.parse_args(argv)
     if args.minutes <= 0 or args.rate <= 0 or args.customers < 1:
         parser.error("--minutes, --rate and --customers must be positive")
@@ -132,7 +133,8 @@ class Soak:
         customer = self.idle.pop(self.rng.randrange(len(self.idle)))
         text = self.rng.choice(TEXTS)
         self.ids += 1
-        body, headers = signed_webhook(customer, text, f"wamid.soak{self.run_id}.{self.ids}")
+        number = self.ids
+        body, headers = signed_webhook(customer, text, f"wamid.soak{self.run_id}.{number}")
         sent = time.time()
         result = await deliver(self.session, self.stack.webhook_url, body, headers)
         self.tally.messages += 1
@@ -145,6 +147,8 @@ class Soak:
             replies = await self.fake.replies(customer, want, after=sent, timeout=self.args.reply_timeout)
             if not replies:
                 self.tally.lost += 1
+                self.tally.lost_notes.append(f"{customer} {text!r}: " + await asyncio.get_running_loop().run_in_executor(
+                    None, self.stack.explain, f"wamid.soak{self.run_id}.{number}"))
             else:
                 self.tally.short += len(replies) < want
                 self.tally.e2e.append((replies[min(want, len(replies)) - 1][1] - sent) * 1000)
@@ -230,8 +234,8 @@ async def main_async(args: argparse.Namespace, workdir: Path) -> None:
 
 def main() -> None:
     args = parse_args()
-    with tempfile.TemporaryDirectory(prefix="bench-soak-") as workdir:
-        asyncio.run(main_async(args, Path(workdir)))
+    with work_directory(args.workdir, "bench-soak-") as workdir:
+        asyncio.run(main_async(args, workdir))
 
 
 if __name__ == "__main__":

@@ -8,14 +8,16 @@ Processes come from tests/processes.py and signing from bench/benchmark.py, so t
 benchmarks start the stack exactly as the end-to-end tests and `make bench` do.
 """
 import asyncio
+import contextlib
 import json
 import os
 import signal
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import aiohttp
 import requests
@@ -255,6 +257,19 @@ class Stack:
         with self._engine.connect() as conn:
             return conn.execute(sa.text("SELECT count(*) FROM wa_inbox WHERE state = 'pending'")).scalar() or 0
 
+    def explain(self, message_id: str) -> str:
+        """What the shop recorded for an inbound message: its inbox row and the bot's
+        messages recorded as answers to it (for a message that was not answered)."""
+        if self._engine is None:
+            self._engine = sa.create_engine(self.shop_db_url, future=True, poolclass=NullPool)
+        with self._engine.connect() as conn:
+            inbox = conn.execute(sa.text("SELECT state, attempts, error FROM wa_inbox WHERE event_id = :id"),
+                                 {"id": message_id}).first()
+            answers = conn.execute(sa.text("SELECT seq, status, error_code, error_details FROM wa_outbound "
+                                           "WHERE in_reply_to = :id ORDER BY seq"), {"id": message_id}).all()
+        row = f"state {inbox[0]}, attempts {inbox[1]}, error {inbox[2]!r}" if inbox else "no row"
+        return f"inbox: {row}; answers recorded: {[tuple(a) for a in answers]}"
+
     def stop(self) -> None:
         for process in (self.rasa, self.actions):
             if process is not None:
@@ -322,6 +337,17 @@ class RssSampler:
                          f"max {max(v for _, v in points):7.0f} MiB   slope {slope_per_minute(steady):+6.2f} MiB/min "
                          f"({len(points)} samples)")
         return lines
+
+
+@contextlib.contextmanager
+def work_directory(keep: Optional[Path], prefix: str) -> Iterator[Path]:
+    """`keep` (logs, databases kept for a look afterwards) or a temporary directory."""
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        yield keep.resolve()
+        return
+    with tempfile.TemporaryDirectory(prefix=prefix) as workdir:
+        yield Path(workdir)
 
 
 def dump(obj: Any) -> str:
