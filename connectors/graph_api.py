@@ -273,6 +273,9 @@ class GraphApiConfig:
     api_version: str = "v25.0"  # v21.0 expires 2027-01-21; v25.0 runs until 2028-07-29
     base_url: str = "https://graph.facebook.com"
     timeout: float = 10.0
+    # Connections kept to the Graph API at once (the campaign sender raises it to the
+    # sends it has in flight: at 1,000/s and Meta's latency, hundreds).
+    connections: int = 64
 
     @property
     def version_url(self) -> str:
@@ -423,7 +426,7 @@ class GraphApiClient:
             session = aiohttp.ClientSession(
                 headers={"Authorization": f"Bearer {self.config.access_token}"},
                 timeout=aiohttp.ClientTimeout(total=self.config.timeout),
-                connector=aiohttp.TCPConnector(limit=64, keepalive_timeout=60),
+                connector=aiohttp.TCPConnector(limit=self.config.connections, keepalive_timeout=60),
             )
             self._sessions[loop] = session
         return session

@@ -347,6 +347,14 @@ messaging_reach = sa.Table(
     sa.Column("reached_at", sa.Float, nullable=False),
     sa.Index("ix_messaging_reach_at", "reached_at"),
 )
+# How many rows `messaging_reach` holds (each reached within the last 24 hours: expired
+# ones are deleted as the window moves), so the budget never counts the table.
+messaging_reach_count = sa.Table(
+    "messaging_reach_count",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("counted", sa.Integer, nullable=False),
+)
 
 # The WhatsApp Business Account's message templates as Meta last listed them
 # (python -m shop templates sync; shop/templates.py): only APPROVED ones are sent.
