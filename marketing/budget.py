@@ -12,7 +12,11 @@ database (a row lock on PostgreSQL, the write transaction on SQLite).
   those reached within the last 24 hours. A contact already among them does not count
   twice; a new one fits while fewer than `limit` are counted. A reservation is never
   given back (a send that failed may still have counted at Meta): the budget errs on
-  the safe side.
+  the safe side. The count is a running counter, not a count of the table per group:
+  reaches older than 24 hours are deleted as they expire (an indexed range, usually
+  empty) and subtracted, new ones added, in the same transaction, so it stays exact
+  and a decision costs the same at 100 users as at 100,000 (Redis: a sorted set whose
+  expired members are removed the same way, ZCARD is O(1)).
 
 The clock is the caller's (`now` arguments), so tests move time and several machines
 must have synchronised clocks (NTP), as for any shared rate.
@@ -20,6 +24,7 @@ must have synchronised clocks (NTP), as for any shared rate.
 import math
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Protocol, Set, Tuple
 
@@ -27,7 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from shop.db import Database, insert
-from shop.schema import messaging_reach, send_rate
+from shop.schema import messaging_reach, messaging_reach_count, send_rate
 
 WINDOW_SECONDS = 24 * 3600.0
 MAX_RATE = 1000.0
@@ -67,12 +72,38 @@ class Rates:
 
 
 class Budget(Protocol):
-    def take(self, wanted: int, now: float) -> Tuple[int, float]:
-        """Up to `wanted` sends of the rate; (granted, seconds until the next token)."""
+    def take(self, wanted: int, now: float, minimum: int = 1) -> Tuple[int, float]:
+        """Up to `wanted` sends of the rate, but none unless at least `minimum` are
+        there (a sender waits for a whole group instead of sending crumbs); (granted,
+        seconds until `minimum` tokens are there)."""
 
     def reach(self, conn: Connection, contact_ids: List[str], now: float) -> Tuple[Set[str], Optional[float]]:
         """Which of these contacts (to be reached outside their service window) fit the
         messaging limit now, recorded as reached; and when the next one may fit."""
+
+
+_ALREADY = sa.select(messaging_reach.c.contact_id).where(
+    messaging_reach.c.contact_id.in_(sa.bindparam("ids", expanding=True)), messaging_reach.c.reached_at > sa.bindparam("since"))
+
+
+# The counter minus what expired, read in the same statement (SQLite >= 3.35, PostgreSQL).
+_SUBTRACT = sa.text("UPDATE messaging_reach_count SET counted = counted - :expired WHERE name = :name RETURNING counted")
+# PostgreSQL: a group's reaches in one statement (psycopg2's executemany is a round trip per row).
+_UPSERT_REACH_PG = sa.text(
+    "INSERT INTO messaging_reach (contact_id, reached_at) SELECT unnest(CAST(:ids AS VARCHAR[])), :now "
+    "ON CONFLICT (contact_id) DO UPDATE SET reached_at = excluded.reached_at")
+
+
+@lru_cache(maxsize=4)
+def _upsert_reach(dialect: str) -> Any:
+    """INSERT ... ON CONFLICT DO UPDATE of one contact's latest reach, built once: a
+    multi-row VALUES of a group is compiled anew every time (5 ms for 50 rows)."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    statement = dialect_insert(messaging_reach)
+    return statement.on_conflict_do_update(index_elements=["contact_id"], set_={"reached_at": statement.excluded.reached_at})
 
 
 class DatabaseBudget:
@@ -81,61 +112,83 @@ class DatabaseBudget:
     def __init__(self, db: Database, rates: Rates, limit: int, name: str = "whatsapp") -> None:
         self.db, self.rates, self.limit, self.name = db, rates, limit, name
 
-    def take(self, wanted: int, now: float) -> Tuple[int, float]:
-        return self.db.transaction(self._take, wanted, now)
+    def take(self, wanted: int, now: float, minimum: int = 1) -> Tuple[int, float]:
+        return self.db.transaction(self.take_with, wanted, now, minimum)
 
-    def _take(self, conn: Connection, wanted: int, now: float) -> Tuple[int, float]:
+    def take_with(self, conn: Connection, wanted: int, now: float, minimum: int = 1) -> Tuple[int, float]:
+        """`take` in the caller's transaction (the sender runs it on the database's own
+        thread: on SQLite a second writing thread would wait in the busy handler)."""
         rate, burst = self.rates.campaign_rate, self.rates.burst
+        minimum = max(1, min(minimum, wanted, int(burst)))
         conn.execute(insert(conn, send_rate).values(name=self.name, tokens=burst, updated_at=now)
                      .on_conflict_do_nothing(index_elements=["name"]))
         query = sa.select(send_rate.c.tokens, send_rate.c.updated_at).where(send_rate.c.name == self.name)
         tokens, updated = conn.execute(query.with_for_update()).one()
         tokens = min(burst, tokens + max(0.0, now - updated) * rate)
-        granted = max(0, min(wanted, int(math.floor(tokens + 1e-9))))
+        available = int(math.floor(tokens + 1e-3))  # float error of UNIX times (~1e-7 s)
+        granted = max(0, min(wanted, available)) if available >= minimum else 0
         tokens -= granted
         conn.execute(send_rate.update().where(send_rate.c.name == self.name)
                      .values(tokens=tokens, updated_at=max(now, updated)))
-        return granted, 0.0 if tokens >= 1 else (1.0 - tokens) / rate
+        return granted, 0.0 if tokens >= minimum else (minimum - tokens) / rate
 
     def reach(self, conn: Connection, contact_ids: List[str], now: float) -> Tuple[Set[str], Optional[float]]:
         if self.limit == UNLIMITED or not contact_ids:
             return set(contact_ids), None
         if conn.dialect.name == "postgresql":  # one decision at a time across senders
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(727014)"))
-        since = now - WINDOW_SECONDS
-        counted = conn.execute(sa.select(sa.func.count()).select_from(messaging_reach)
-                               .where(messaging_reach.c.reached_at > since)).scalar() or 0
-        already = set(conn.execute(sa.select(messaging_reach.c.contact_id).where(
-            messaging_reach.c.contact_id.in_(contact_ids), messaging_reach.c.reached_at > since)).scalars())
+        counted = self._counted(conn, now)
+        already = set(conn.execute(_ALREADY, {"ids": list(contact_ids), "since": now - WINDOW_SECONDS}).scalars())
         fits: Set[str] = set()
+        added = 0
         for contact_id in contact_ids:
             if contact_id in already:
                 fits.add(contact_id)
-            elif counted < self.limit:
+            elif counted + added < self.limit:
                 fits.add(contact_id)
-                counted += 1
-        if fits:  # one statement for the group
-            conn.execute(insert(conn, messaging_reach).values([{"contact_id": c, "reached_at": now} for c in sorted(fits)])
-                         .on_conflict_do_update(index_elements=["contact_id"], set_={"reached_at": now}))
+                added += 1
+        if fits and conn.dialect.name == "postgresql":  # one statement for the group
+            conn.execute(_UPSERT_REACH_PG, {"ids": sorted(fits), "now": now})
+        elif fits:  # executemany of one statement compiled once: in-process on SQLite
+            conn.execute(_upsert_reach(conn.dialect.name), [{"contact_id": c, "reached_at": now} for c in sorted(fits)])
+        if added:
+            conn.execute(messaging_reach_count.update().where(messaging_reach_count.c.name == self.name)
+                         .values(counted=messaging_reach_count.c.counted + added))
         retry_at = None
         if len(fits) < len(contact_ids):
             oldest = conn.execute(sa.select(sa.func.min(messaging_reach.c.reached_at))
-                                  .where(messaging_reach.c.reached_at > since)).scalar()
+                                  .where(messaging_reach.c.reached_at > now - WINDOW_SECONDS)).scalar()
             retry_at = (oldest or now) + WINDOW_SECONDS
         return fits, retry_at
 
+    def _counted(self, conn: Connection, now: float) -> int:
+        """The users reached within 24 hours before `now`, kept exact: the reaches that
+        expired since the last decision are deleted and subtracted. Every row of
+        `messaging_reach` is then within the window, so the counter is its size. The
+        first decision (or one after the table was emptied by hand) counts once."""
+        expired = conn.execute(messaging_reach.delete().where(messaging_reach.c.reached_at <= now - WINDOW_SECONDS)).rowcount
+        row = conn.execute(_SUBTRACT, {"expired": expired, "name": self.name}).first()
+        if row is None or row[0] < 0:
+            counted = int(conn.execute(sa.select(sa.func.count()).select_from(messaging_reach)).scalar() or 0)
+            conn.execute(insert(conn, messaging_reach_count).values(name=self.name, counted=counted)
+                         .on_conflict_do_update(index_elements=["name"], set_={"counted": counted}))
+            return counted
+        return int(row[0])
 
-# KEYS[1] bucket hash; ARGV: wanted, now, rate, burst -> {granted, wait (string)}
+
+# KEYS[1] bucket hash; ARGV: wanted, now, rate, burst, minimum -> {granted, wait (string)}
 _TAKE = """
 local tokens = tonumber(redis.call('HGET', KEYS[1], 'tokens') or ARGV[4])
 local updated = tonumber(redis.call('HGET', KEYS[1], 'updated') or ARGV[2])
-local now, rate, burst = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local now, rate, burst, minimum = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 if now > updated then tokens = math.min(burst, tokens + (now - updated) * rate) else now = updated end
-local granted = math.max(0, math.min(tonumber(ARGV[1]), math.floor(tokens + 1e-9)))
+local available = math.floor(tokens + 1e-3)
+local granted = 0
+if available >= minimum then granted = math.max(0, math.min(tonumber(ARGV[1]), available)) end
 tokens = tokens - granted
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'updated', tostring(now))
 local wait = 0
-if tokens < 1 then wait = (1 - tokens) / rate end
+if tokens < minimum then wait = (minimum - tokens) / rate end
 return {granted, tostring(wait)}
 """
 
@@ -179,9 +232,10 @@ class RedisBudget:
         self._take = client.register_script(_TAKE)
         self._reach = client.register_script(_REACH)
 
-    def take(self, wanted: int, now: float) -> Tuple[int, float]:
+    def take(self, wanted: int, now: float, minimum: int = 1) -> Tuple[int, float]:
+        minimum = max(1, min(minimum, wanted, int(self.rates.burst)))
         granted, wait = self._take(keys=[f"{self.prefix}:rate"],
-                                   args=[wanted, repr(now), repr(self.rates.campaign_rate), repr(self.rates.burst)])
+                                   args=[wanted, repr(now), repr(self.rates.campaign_rate), repr(self.rates.burst), minimum])
         return int(granted), float(wait)
 
     def reach(self, conn: Connection, contact_ids: List[str], now: float) -> Tuple[Set[str], Optional[float]]:

@@ -35,6 +35,7 @@ SEND_STATES = (QUEUED, SENDING, SENT, UNKNOWN, FAILED, SKIPPED)
 CAMPAIGN, ORDER_UPDATE = "campaign", "order_update"
 SERVICE_WINDOW_SECONDS = 24 * 3600.0
 DEAD_AFTER_SECONDS = 15.0  # a sender without a heartbeat for this long is dead
+PICK_SECONDS = 1.0  # how long the sender trusts which template variant is approved
 # Contact fields a parameter may take, `{field|fallback}`.
 FIELDS = ("profile_name", "first_name", "username")
 
@@ -227,11 +228,14 @@ def start(conn: Connection, name: str, now: float, select: AudienceSelector, pic
     recipients, excluded = select(conn, campaign.audience, now, campaign.category)
     excluded = dict(excluded)
     rows = []
+    picked: Dict[Optional[str], Optional[str]] = {}  # one pick per customer language, not per recipient
     for chunk in _chunks(list(dict.fromkeys(recipients)), 500):
         found = conn.execute(sa.select(contacts.c.contact_id, contacts.c.profile_name, contacts.c.username, contacts.c.language)
                              .where(contacts.c.contact_id.in_(chunk))).mappings().all()
         for contact in found:
-            language = pick(conn, campaign.template, contact["language"])
+            if contact["language"] not in picked:
+                picked[contact["language"]] = pick(conn, campaign.template, contact["language"])
+            language = picked[contact["language"]]
             if language is None:
                 excluded["no approved template"] = excluded.get("no approved template", 0) + 1
                 continue
@@ -444,21 +448,12 @@ def prepare(conn: Connection, sender_id: str, ids: Sequence[int], now: float, in
     moment (a STOP or user_preferences stop seconds ago skips the row), quiet hours
     (`marketing` False: marketing rows wait), then the messaging limit (contacts outside
     their service window use up unique users; what does not fit waits)."""
-    rows = conn.execute(
-        sa.select(campaign_sends, contacts.c.phone, contacts.c.user_id, contacts.c.last_inbound_at)
-        .select_from(campaign_sends.outerjoin(contacts, contacts.c.contact_id == campaign_sends.c.contact_id))
-        .where(campaign_sends.c.id.in_(list(ids)), campaign_sends.c.claimed_by == sender_id,
-               campaign_sends.c.state == QUEUED)
-        .order_by(campaign_sends.c.id)
-    ).mappings().all()
-    campaign_ids = {r["campaign_id"] for r in rows if r["campaign_id"] is not None}
-    running = set(conn.execute(sa.select(campaigns.c.id).where(campaigns.c.id.in_(campaign_ids),
-                                                                campaigns.c.state == RUNNING)).scalars()) if campaign_ids else set()
+    rows = conn.execute(_PREPARE_ROWS, {"ids": list(ids), "sender": sender_id}).mappings().all()
     hold: List[int] = []
     skip: Dict[int, str] = {}
     checked = []
     for row in rows:
-        if row["campaign_id"] is not None and row["campaign_id"] not in running:
+        if row["campaign_id"] is not None and row["campaign_state"] != RUNNING:
             hold.append(row["id"])
         elif row["category"] == "marketing" and not marketing:
             hold.append(row["id"])
@@ -502,9 +497,23 @@ def prepare(conn: Connection, sender_id: str, ids: Sequence[int], now: float, in
             claimed_by=None, claimed_at=None, not_before=retry_at or now + 60.0,
             reason="waiting for the messaging limit's 24-hour window to move"))
     if sends:
-        conn.execute(campaign_sends.update().where(campaign_sends.c.id.in_([s.id for s in sends]))
-                     .values(state=SENDING, attempts=campaign_sends.c.attempts + 1, updated_at=now))
+        conn.execute(_MARK_SENDING, {"ids": [s.id for s in sends], "now": now})
     return Prepared(sends, len(skip), len(hold), len(waiting), retry_at)
+
+
+# prepare's statements, built once with expanding parameters (SQLAlchemy caches their
+# SQL): a group's rows with their contact and campaign state, and `sending` for a group.
+_PREPARE_ROWS = (
+    sa.select(campaign_sends, contacts.c.phone, contacts.c.user_id, contacts.c.last_inbound_at,
+              campaigns.c.state.label("campaign_state"))
+    .select_from(campaign_sends.outerjoin(contacts, contacts.c.contact_id == campaign_sends.c.contact_id)
+                 .outerjoin(campaigns, campaigns.c.id == campaign_sends.c.campaign_id))
+    .where(campaign_sends.c.id.in_(sa.bindparam("ids", expanding=True)), campaign_sends.c.claimed_by == sa.bindparam("sender"),
+           campaign_sends.c.state == QUEUED)
+    .order_by(campaign_sends.c.id)
+)
+_MARK_SENDING = (campaign_sends.update().where(campaign_sends.c.id.in_(sa.bindparam("ids", expanding=True)))
+                 .values(state=SENDING, attempts=campaign_sends.c.attempts + 1, updated_at=sa.bindparam("now")))
 
 
 # -------------------------------------------------------------------------- results
@@ -616,9 +625,18 @@ def shop_hooks(default_language: str, templates_path: Optional[str] = None) -> D
         template = templates.pick(conn, loaded, name, language or default_language, default_language)
         return template.language if template is not None else None
 
+    picked: Dict[Tuple[str, str], Tuple[float, Any]] = {}
+
     def build(conn: Connection, send: Send) -> Optional[Dict[str, Any]]:
-        """The `template` object of a send; None if no longer approved (Meta paused it)."""
-        template = templates.pick(conn, loaded, send.template, send.language, None)
+        """The `template` object of a send; None if no longer approved (Meta paused it).
+        Which variant is approved is looked up once a second per template and language,
+        not per send: a sync that records Meta pausing it is seen within a second (and
+        Meta refuses a paused template anyway, 132015)."""
+        key, moment = (send.template, send.language), time.monotonic()
+        cached = picked.get(key)
+        if cached is None or moment - cached[0] > PICK_SECONDS:
+            cached = picked[key] = (moment, templates.pick(conn, loaded, send.template, send.language, None))
+        template = cached[1]
         if template is None:
             return None
         return templates.message(template, send.params.get("body", ()), send.params.get("header", ()),

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from marketing import budget as budgets
 from shop import campaigns, consent
 from shop.db import Database
-from shop.schema import campaign_sends, messaging_reach
+from shop.schema import campaign_sends, messaging_reach, messaging_reach_count
 from tests.campaign_helpers import audience, campaign, customer, pick, select
 from tests.conftest import REDIS_HOST
 
@@ -206,6 +206,7 @@ def _check_against_model(budget, conn_factory, plan, limit):
 def test_messaging_limit_in_the_database_follows_the_moving_window(sqlite_db, plan, limit):
     with sqlite_db.engine.begin() as conn:
         conn.execute(messaging_reach.delete())
+        conn.execute(messaging_reach_count.delete())
     budget = budgets.DatabaseBudget(sqlite_db, budgets.Rates(80, 0), limit)
     _check_against_model(budget, sqlite_db.engine.begin, plan, limit)
 
@@ -248,6 +249,46 @@ def test_send_rate_never_exceeds_rate_times_time_plus_burst(where, sqlite_db):
     assert total >= 0.95 * rates.campaign_rate * elapsed  # and the rate is used
     for start, _ in taken:  # every one-second window
         assert sum(g for t, g in taken if start <= t < start + 1) <= rates.campaign_rate + rates.burst
+
+
+@pytest.mark.parametrize("where", ["database", "redis"])
+def test_a_whole_group_or_nothing_when_a_minimum_is_asked(where, sqlite_db):
+    """A sender waits for a whole group's tokens instead of sending crumbs (each group
+    costs its database statements whatever its size)."""
+    rates = budgets.Rates(rate=100, reserve=0)  # 100/s, bursts of 10
+    if where == "redis":
+        budget = budgets.RedisBudget(redis.Redis(host=REDIS_HOST, db=15), rates, 0, prefix=f"test:{uuid.uuid4().hex}")
+    else:
+        budget = budgets.DatabaseBudget(sqlite_db, rates, 0)
+    assert budget.take(10, NOW, minimum=10) == (10, pytest.approx(0.1))  # full bucket; 0.1 s until the next 10
+    granted, wait = budget.take(10, NOW + 0.05, minimum=10)  # 5 there: not enough
+    assert granted == 0 and wait == pytest.approx(0.05)
+    assert budget.take(10, NOW + 0.05, minimum=3)[0] == 5  # a smaller minimum takes what is there
+    assert budget.take(10, NOW + 0.15, minimum=10)[0] == 10  # 0.1 s later the whole group
+    assert budget.take(50, NOW + 10, minimum=50)[0] == 10  # a minimum above the burst is the burst
+
+
+def test_the_reach_counter_starts_from_an_existing_table_and_stays_exact(db):
+    """A database of the release that counted the table per group: its rows (some long
+    expired) are counted once, then kept by the running counter."""
+    from shop.db import insert
+
+    def rows(conn, items):
+        conn.execute(insert(conn, messaging_reach).values([{"contact_id": c, "reached_at": t} for c, t in items]))
+
+    db.transaction(rows, [("c-old", NOW - 3 * 86400), ("c-a", NOW - 3600), ("c-b", NOW - 7200)])
+    budget = budgets.DatabaseBudget(db, budgets.Rates(80, 0), 3)
+    assert db.transaction(budget.reach, ["c-c", "c-d"], NOW) == ({"c-c"}, NOW - 7200 + budgets.WINDOW_SECONDS)
+
+    def counted(conn):
+        return (conn.execute(sa.select(messaging_reach_count.c.counted)).scalar(),
+                conn.execute(sa.select(sa.func.count()).select_from(messaging_reach)).scalar())
+
+    assert db.reading(counted) == (3, 3)  # c-a, c-b, c-c; c-old is gone
+    # c-b expires (2 h before NOW + 22 h): its place goes to c-d, not more.
+    later = NOW + 22 * 3600 + 1
+    assert db.transaction(budget.reach, ["c-d", "c-e"], later)[0] == {"c-d"}
+    assert db.reading(counted) == (3, 3)
 
 
 def test_limits_are_parsed_as_configured_or_as_meta_names_them():
