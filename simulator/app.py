@@ -186,8 +186,12 @@ class Simulator:
         record.response_status, record.response_body = status, body
         self.state.requests.changed.notify()
         error = body.get("error", {}) if isinstance(body, dict) else {}
-        logger.info(
-            "Graph %s %s (%s to %s) -> %s%s", record.method, record.path, record.kind,
+        # The bot's messages are the conversation one watches; the account's own calls
+        # (template submits and the sync every minute, the messaging limit, the profile)
+        # are routine unless refused: DEBUG keeps `make run` quiet.
+        level = logging.INFO if record.kind != "other" or status >= 400 else logging.DEBUG
+        logger.log(
+            level, "Graph %s %s (%s to %s) -> %s%s", record.method, record.path, record.kind,
             record.to or "-", status, f" code {error.get('code')}" if error else "",
         )
         return web.json_response(body, status=status)
