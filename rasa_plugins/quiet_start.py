@@ -10,6 +10,7 @@ Here Sanic is imported first and the ignore filters go in front of its own. Warn
 of other kinds, log lines and errors are untouched; `PYTHONWARNINGS=default` (or
 running `.venv/bin/rasa` itself) shows everything again.
 """
+import logging
 import os
 import sys
 import warnings
@@ -24,11 +25,21 @@ def quiet() -> None:
         return
     for category in QUIET:
         warnings.filterwarnings("ignore", category=category)
+    if sys.argv[1:3] == ["run", "actions"] and not _verbose():
+        # One "Registered function for 'action_x'." line per action (16) at every start:
+        # what the action server serves is in actions/; errors still show.
+        logging.getLogger("rasa_sdk.executor").setLevel(logging.WARNING)
     if sys.argv[1:2] == ["run"] and sys.argv[2:3] != ["actions"]:
         # The Rasa server imports matplotlib, whose import makes pyparsing warn about
         # deprecated calls; pyparsing's warnings are UserWarnings too, which Rasa then
         # shows once whatever the filters say. Imported here, they are ignored.
         import matplotlib.pyplot  # noqa: F401
+
+
+def _verbose() -> bool:
+    """`-v`/`--verbose`/`-vv`/`--debug` on the command line, or LOG_LEVEL=DEBUG."""
+    flags = {"-v", "--verbose", "-vv", "--debug"}
+    return bool(flags & set(sys.argv[1:])) or os.environ.get("LOG_LEVEL", "").upper() == "DEBUG"
 
 
 def main() -> None:
