@@ -416,8 +416,9 @@ async def main_async(args: argparse.Namespace, workdir: Path) -> None:
     stop_sampling = asyncio.Event()
     try:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64),
-                                         timeout=aiohttp.ClientTimeout(total=60)) as session:
-            ctx = Context(args, workdir, stack, db, FakeMetaClient(fake_url, session), fake_url, session)
+                                         timeout=aiohttp.ClientTimeout(total=60)) as session, \
+                aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as polls:  # the fake's: not the webhooks' pool
+            ctx = Context(args, workdir, stack, db, FakeMetaClient(fake_url, polls), fake_url, session)
             context = ctx
             sampler = RssSampler(lambda: {**stack.pids(), "fake-meta": fake_process.popen.pid,  # type: ignore[union-attr]
                                           **{p.name: p.popen.pid for p in context.senders if p.alive()}},  # type: ignore[union-attr]

@@ -180,8 +180,9 @@ async def main_async(args: argparse.Namespace, workdir: Path) -> None:
     await loop.run_in_executor(None, stack.wait_for_writer)
     try:
         connector = aiohttp.TCPConnector(limit=64)
-        async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:
-            faults = Faults(args, stack, FakeMetaClient(fake_url, session), session)
+        async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session, \
+                aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as polls:  # the fake's: not the webhooks' pool
+            faults = Faults(args, stack, FakeMetaClient(fake_url, polls), session)
             await faults.calibrate()
             results = []
             for number in range(args.rounds):

@@ -91,6 +91,7 @@ def summarise(tally: Tally, dupes: int, seconds: float) -> List[str]:
         f"{pct(tally.e2e, 99):.0f} ms   (n={len(tally.e2e)})",
         f"errors: 5xx {tally.server_errors}, odd shapes not 200 {sum(tally.odd_not_200.values())}, lost {tally.lost}, "
         f"duplicates {dupes}   (bar: all 0)" + "".join(f"\n    odd shape {k} x{n}" for k, n in tally.odd_not_200.items()),
+        f"the bot answered {len(tally.e2e) / seconds:.1f} messages/s on average (offered: {tally.messages / seconds:.1f}/s)",
         f"answered with fewer messages than usual: {tally.short}; messages not sent because every customer "
         f"was still waiting for an answer: {tally.no_idle_customer}",
     ] + [f"  lost {note}" for note in tally.lost_notes[:10]]
@@ -209,8 +210,11 @@ async def main_async(args: argparse.Namespace, workdir: Path) -> None:
     sampler = RssSampler(lambda: {**stack.pids(), "fake-meta": fake_process.popen.pid}, args.rss_every)  # type: ignore[union-attr]
     try:
         connector = aiohttp.TCPConnector(limit=256)
-        async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:
-            fake = FakeMetaClient(fake_url, session)
+        # The fake's long polls (one per customer waiting for an answer) get a session of their
+        # own: in the webhooks' connection pool they would hold up the webhooks being timed.
+        async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session, \
+                aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as polls:
+            fake = FakeMetaClient(fake_url, polls)
             soak = Soak(args, stack, fake, session)
             sampling = asyncio.create_task(sampler.run(stop))
             seconds = await soak.run()
