@@ -512,6 +512,7 @@ _PREPARE_ROWS = (
            campaign_sends.c.state == QUEUED)
     .order_by(campaign_sends.c.id)
 )
+_EXISTING = sa.select(campaign_sends.c.id).where(campaign_sends.c.id.in_(sa.bindparam("ids", expanding=True)))
 _MARK_SENDING = (campaign_sends.update().where(campaign_sends.c.id.in_(sa.bindparam("ids", expanding=True)))
                  .values(state=SENDING, attempts=campaign_sends.c.attempts + 1, updated_at=sa.bindparam("now")))
 
@@ -540,6 +541,10 @@ def record(conn: Connection, results: Sequence[Result], now: float) -> List[int]
     message gets its wa_outbound row (origin broadcast, broadcast_id = the campaign id)
     so status webhooks count per campaign. Returns the campaigns it paused."""
     paused: List[int] = []
+    # A row erased meanwhile (GDPR erasure deletes what was not sent yet) stays gone:
+    # nothing is recorded about the person, whatever Meta answered.
+    existing = set(conn.execute(_EXISTING, {"ids": [r.send.id for r in results]}).scalars()) if results else set()
+    results = [r for r in results if r.send.id in existing]
     sent = [r for r in results if r.outcome == SENT]
     if sent:  # the common case in a few statements, whatever the group's size
         _record_sent(conn, sent, now)

@@ -18,7 +18,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from shop.db import insert, placeholder
-from shop.schema import consent_events, contact_identifiers, contact_labels, contacts, handoffs, inbound_messages, media, orders, outbound, outbox
+from shop.schema import (
+    campaign_sends, consent_events, contact_identifiers, contact_labels, contacts, handoffs, inbound_messages, media, orders, outbound,
+    outbox,
+)
 from shop.suppression import number_hash
 
 SERVICE_WINDOW_SECONDS = 24 * 60 * 60
@@ -249,14 +252,33 @@ def apply_change(conn: Connection, previous: Identifiers, current: Identifiers, 
     return resolution
 
 
+def _merge_template_sends(conn: Connection, survivor: str, other: str) -> None:
+    """The campaign outbox follows the customer: one person gets a campaign at most
+    once, so where both contacts have a row of the same campaign one goes: the
+    survivor's if it is still queued and the other's is not (that one was sent or is
+    being sent), else the other's. Single sends (order updates) all move."""
+    s = campaign_sends.c
+    pairs = conn.execute(
+        sa.select(s.id, s.state, s.campaign_id).where(s.contact_id == other, s.campaign_id.in_(
+            sa.select(s.campaign_id).where(s.contact_id == survivor, s.campaign_id.isnot(None))))).all()
+    if pairs:
+        kept = {c: (i, state) for i, state, c in conn.execute(
+            sa.select(s.id, s.state, s.campaign_id).where(s.contact_id == survivor, s.campaign_id.in_([c for _, _, c in pairs]))).all()}
+        drop = [kept[c][0] if kept[c][1] == "queued" and state != "queued" else i for i, state, c in pairs]
+        conn.execute(campaign_sends.delete().where(s.id.in_(drop)))
+    conn.execute(campaign_sends.update().where(s.contact_id == other).values(contact_id=survivor))
+
+
 def merge(conn: Connection, survivor: str, other: str, at: float) -> None:
     """Folds contact `other` into `survivor` in the shop database: identifiers, consent
-    history (the latest change wins), labels, handoffs and message records."""
+    history (the latest change wins), labels, handoffs, message records and template
+    sends (one per campaign)."""
     keep, gone = get(conn, survivor), get(conn, other)
     if keep is None or gone is None or survivor == other:
         return
     for table in (consent_events, handoffs, outbound, outbox, media, orders, inbound_messages):
         conn.execute(table.update().where(table.c.contact_id == other).values(contact_id=survivor))
+    _merge_template_sends(conn, survivor, other)
     # One chat waits for people at most: the oldest open handoff stays, later ones close.
     open_ids = conn.execute(
         sa.select(handoffs.c.id).where(handoffs.c.contact_id == survivor, handoffs.c.status != "closed").order_by(handoffs.c.id)

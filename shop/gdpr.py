@@ -6,7 +6,12 @@ had (phone numbers and business-scoped user ids, current and former) stay in
 opt-out's scope (`all` after a STOPALL: no order updates either). That is
 what is needed to keep honouring the opt-out if the customer comes back or is imported
 again, by number or by BSUID; the identifiers cannot be read back from the hashes.
-Nothing else remains.
+Template sends already made (campaign_sends rows sent, failed, skipped or unknown)
+stay for the campaigns' statistics, with nothing of the person: contact id,
+parameters and message id are removed; those not made yet are deleted. The contact's
+latest reach in the send budget (`messaging_reach`, its random contact id and a time)
+stays until it expires, at most 24 hours: Meta counts that user against the messaging
+limit for that long whatever we erase. Nothing else remains.
 """
 import json
 import os
@@ -21,9 +26,13 @@ from sqlalchemy.engine import Connection
 
 from shop import consent, contacts as contact_records
 from shop.db import PROJECT_ROOT, insert
-from shop.schema import consent_events, contact_identifiers, contact_labels, contacts, handoffs, inbound_messages, inbox, media, orders, outbound, outbox, suppressed_numbers
+from shop.schema import (
+    campaign_sends, consent_events, contact_identifiers, contact_labels, contacts, handoffs, inbound_messages, inbox, media, orders,
+    outbound, outbox, suppressed_numbers,
+)
 
 EXPORT_LINK_SECONDS = 24 * 3600
+ERASED_PREFIX = "erased:"  # contact id of an erased contact's past template sends (+ the row id)
 _EXPORT_NAME = re.compile(r"^[A-Za-z0-9_-]{32,}\.json$")
 
 
@@ -33,8 +42,9 @@ def _rows(conn: Connection, table: sa.Table, contact_id: str, order: Any) -> Lis
 
 def export(conn: Connection, contact_id: str, conversation_events: List[Dict[str, Any]]) -> Dict[str, Any]:
     """Everything held on the contact: contact row, every identifier it has had,
-    consent history, labels, handoffs, message delivery records and the conversation's
-    events (from the tracker store)."""
+    consent history, labels, handoffs, message delivery records, template sends
+    (campaigns and order updates) and the conversation's events (from the tracker
+    store)."""
     contact = conn.execute(sa.select(contacts).where(contacts.c.contact_id == contact_id)).mappings().first()
     return {
         "exported_at": time.time(),
@@ -46,6 +56,7 @@ def export(conn: Connection, contact_id: str, conversation_events: List[Dict[str
         "handoffs": _rows(conn, handoffs, contact_id, handoffs.c.id),
         "messages_sent": _rows(conn, outbound, contact_id, outbound.c.created_at),
         "orders": _rows(conn, orders, contact_id, orders.c.updated_at),
+        "template_sends": _rows(conn, campaign_sends, contact_id, campaign_sends.c.id),
         "conversation": conversation_events,
     }
 
@@ -70,6 +81,14 @@ def erase(conn: Connection, contact_id: str, at: Optional[float] = None) -> Dict
     for table in (contacts, contact_identifiers, consent_events, contact_labels, handoffs, outbound, outbox, media,
                   inbound_messages):
         counts[table.name] = conn.execute(table.delete().where(table.c.contact_id == contact_id)).rowcount
+    # Template sends not made yet go: the sender finds nothing to send (an erased
+    # contact is never sent to; one being sent right now is not recorded). Those made
+    # stay for the campaigns' statistics, without the person: no contact id (a
+    # placeholder unique per row), no parameters (names), no message id.
+    counts[campaign_sends.name] = conn.execute(campaign_sends.delete().where(
+        campaign_sends.c.contact_id == contact_id, campaign_sends.c.state.in_(("queued", "sending")))).rowcount
+    counts["campaign_sends_unlinked"] = conn.execute(campaign_sends.update().where(campaign_sends.c.contact_id == contact_id).values(
+        contact_id=sa.literal(ERASED_PREFIX) + sa.cast(campaign_sends.c.id, sa.String), params="{}", message_id=None)).rowcount
     # Orders are the shop's records (its order system keeps them anyway): they stay, no
     # longer linked to the person.
     counts[orders.name] = conn.execute(orders.update().where(orders.c.contact_id == contact_id).values(contact_id=None)).rowcount

@@ -8,6 +8,14 @@ deletes (`Retention` targets, each by its own time column):
 - delivery records: sent messages and their statuses (`wa_outbound`), media customers
   sent (`wa_media`) and when they wrote (`wa_inbound`, for statistics), outbox rows that went out or failed for good (`wa_outbox`),
 - handoffs people closed (`handoffs`, with the agent's note),
+- template sends (`campaign_sends`: whom a campaign or an order update went to, with
+  the parameters) that are finished (sent, unknown, failed, skipped), of campaigns that
+  finished (done or cancelled) before the cutoff, all of a campaign's rows at once, so
+  the statistics of a campaign are whole or gone, never half (its `wa_outbound` records
+  go by the same period); order updates' rows by their own time; rows still queued or
+  of a campaign still running or paused stay,
+- the history of order changes (`order_events`, by the time of the change; the order's
+  latest state stays in `orders`, the shop's record),
 - the conversation's events in the tracker store (`events`, built by
   `rasa_plugins.conversation_store.retention_target`),
 - GDPR export files (their link works 24 hours; `gdpr.purge_exports`).
@@ -22,7 +30,11 @@ Kept, and why:
   indefinitely: they keep an opt-out honoured if the person comes back or is imported
   again, and name no one;
 - contacts, their identifiers and labels, open handoffs, agents: the shop's working
-  state, not records of past events.
+  state, not records of past events;
+- campaigns themselves (name, template, audience rule, counts left out at start): no
+  one's data; the list of campaigns stays;
+- `messaging_reach` purges itself: a reach older than 24 hours is deleted by the send
+  budget's next decision.
 
 Deletes run in batches of `batch` rows, each batch its own short transaction, so the
 job never holds long locks on tables the bot writes to. Plain functions: `plan` counts
@@ -54,14 +66,32 @@ class Target:
     table: sa.Table
     column: str
     also: Optional[Callable[[sa.Table], Any]] = None
+    # A further condition that needs the cutoff (a campaign finished before it...).
+    also_before: Optional[Callable[[sa.Table, float], Any]] = None
 
     @property
     def name(self) -> str:
         return self.table.name
 
     def where(self, cutoff: float) -> Any:
-        old = self.table.c[self.column] < cutoff
-        return sa.and_(old, self.also(self.table)) if self.also is not None else old
+        conditions = [self.table.c[self.column] < cutoff]
+        if self.also is not None:
+            conditions.append(self.also(self.table))
+        if self.also_before is not None:
+            conditions.append(self.also_before(self.table, cutoff))
+        return sa.and_(*conditions)
+
+
+FINISHED_SENDS = ("sent", "unknown", "failed", "skipped")  # shop.campaigns' final states
+FINISHED_CAMPAIGNS = ("done", "cancelled")
+
+
+def _campaign_over(table: sa.Table, cutoff: float) -> Any:
+    """A single send (order update), or a row of a campaign that finished before the
+    cutoff: a campaign's rows go together, so its statistics are never half there."""
+    c = schema.campaigns.c
+    over = sa.select(c.id).where(c.state.in_(FINISHED_CAMPAIGNS), c.finished_at < cutoff)
+    return sa.or_(table.c.campaign_id.is_(None), table.c.campaign_id.in_(over))
 
 
 SHOP_TARGETS: Sequence[Target] = (
@@ -71,6 +101,8 @@ SHOP_TARGETS: Sequence[Target] = (
     Target(schema.inbound_messages, "received_at"),
     Target(schema.outbox, "created_at", lambda t: t.c.state.in_(("sent", "failed"))),
     Target(schema.handoffs, "closed_at", lambda t: t.c.status == "closed"),
+    Target(schema.campaign_sends, "created_at", lambda t: t.c.state.in_(FINISHED_SENDS), _campaign_over),
+    Target(schema.order_events, "at"),
 )
 
 

@@ -162,6 +162,53 @@ def test_prepare_skips_a_contact_who_opted_out_after_start(sqlite_db):
     assert states[kim][0] == "sending" and states[max_] == ("skipped", "opted_out")
 
 
+# ------------------------------------------------------------- erasure and merges
+
+
+def _sent(db, campaign_id, contact_id, message_id):
+    """The row of this contact and campaign as the sender leaves it after Meta's answer."""
+    db.transaction(lambda conn: conn.execute(campaign_sends.update().where(
+        campaign_sends.c.campaign_id == campaign_id, campaign_sends.c.contact_id == contact_id).values(
+        state="sent", message_id=message_id, sent_at=NOW)))
+
+
+def test_erasure_deletes_unsent_rows_and_keeps_sent_ones_without_the_person(db):
+    from shop import gdpr
+
+    kim, ana = customer(db, "491703440001", name="Kim Lee"), customer(db, "491703440002", name="Ana")
+    first = campaign(db, "first")
+    _sent(db, first.id, kim, "wamid.kim")
+    second = campaign(db, "second")  # both queued
+    order = db.transaction(campaigns.enqueue_single, kim, "order_shipped", "en", {"body": ["LT-10421"]}, "utility", now=NOW)
+    assert [r["contact_id"] for r in db.transaction(gdpr.export, kim, [])["template_sends"]] == [kim, kim, kim]
+    counts = db.transaction(gdpr.erase, kim, NOW)
+    assert counts["campaign_sends"] == 2 and counts["campaign_sends_unlinked"] == 1
+    left = rows(db)
+    assert [(r["campaign_id"], r["contact_id"]) for r in left if r["contact_id"] == ana] == [(first.id, ana), (second.id, ana)]
+    [kept] = [r for r in left if r["contact_id"] != ana]  # Kim's sent row, counted in first's statistics
+    assert (kept["campaign_id"], kept["state"]) == (first.id, "sent")
+    assert kept["contact_id"] == f"erased:{kept['id']}" and kept["params"] == "{}" and kept["message_id"] is None
+    assert "Kim" not in json.dumps(left) and db.reading(campaigns.send_state, order) is None
+    assert db.reading(campaigns.progress, "first").states == {"sent": 1, "queued": 1}
+
+
+def test_a_merge_moves_template_sends_and_keeps_one_row_per_campaign(db):
+    from shop import contacts
+
+    old, new = customer(db, "491703450001"), customer(db, "491703450002")
+    both = campaign(db, "both")  # one row each: one person, so one goes
+    sent_to_new = campaign(db, "sent-to-new")
+    _sent(db, sent_to_new.id, new, "wamid.new")  # the survivor's queued row goes, the sent one stays
+    db.transaction(campaigns.enqueue_single, new, "order_shipped", "en", {"body": ["LT-1"]}, "utility", now=NOW)
+    db.transaction(contacts.merge, old, new, NOW)
+    after = rows(db)
+    assert {r["contact_id"] for r in after} == {old}
+    per_campaign = {}
+    for r in after:
+        per_campaign.setdefault(r["campaign_id"], []).append(r["state"])
+    assert per_campaign == {both.id: ["queued"], sent_to_new.id: ["sent"], None: ["queued"]}
+
+
 # --------------------------------------------------------------------- the budget
 
 

@@ -9,7 +9,8 @@ import sqlalchemy as sa
 from rasa_plugins import conversation_store
 from shop import retention
 from shop.schema import (
-    consent_events, contacts, handoffs, inbound_messages, inbox, media, outbound, outbox, suppressed_numbers,
+    campaign_sends, campaigns, consent_events, contacts, handoffs, inbound_messages, inbox, media, order_events, outbound, outbox,
+    suppressed_numbers,
 )
 
 NOW = 1_800_000_000.0
@@ -50,6 +51,27 @@ def _fill(engine: sa.engine.Engine) -> None:
             {"contact_id": "c-old", "record_id": f"local:{state}", "payload": "{}", "state": state, "not_before": OLD,
              "created_at": OLD}
             for state in ("sent", "failed", "waiting")
+        ])
+        conn.execute(campaigns.insert(), [
+            {"id": cid, "name": name, "template": "winter_sale", "category": "marketing", "params": "{}", "audience": "{}",
+             "state": state, "created_at": OLD, "started_at": OLD, "finished_at": finished}
+            for cid, name, state, finished in ((1, "done-long-ago", "done", OLD), (2, "still-running", "running", None),
+                                               (3, "done-lately", "done", RECENT))
+        ])
+        conn.execute(campaign_sends.insert(), [
+            {"campaign_id": campaign, "contact_id": f"c-{n}", "kind": "campaign" if campaign else "order_update",
+             "template": "winter_sale", "language": "en", "params": "{}", "category": "marketing", "state": state,
+             "not_before": at, "created_at": at}
+            for n, (campaign, state, at) in enumerate((
+                (1, "sent", OLD), (1, "failed", OLD),  # a campaign over before the cutoff: all its rows go
+                (2, "sent", OLD), (2, "queued", OLD),  # still running: its statistics stay whole
+                (3, "sent", OLD),  # finished after the cutoff: stays with its campaign
+                (None, "sent", OLD), (None, "queued", OLD), (None, "sent", RECENT),  # order updates: by their time, if done
+            ))
+        ])
+        conn.execute(order_events.insert(), [
+            {"order_id": "LT-10421", "state": state, "source": "webhook", "at": at}
+            for state, at in (("confirmed", OLD), ("shipped", RECENT))
         ])
         conn.execute(handoffs.insert(), [
             {"contact_id": "c-old", "label": "returns", "reason": "returns", "status": status, "requested_at": OLD,
@@ -96,6 +118,8 @@ EXPECTED = {
     "wa_inbound": 1,
     "wa_outbox": 2,  # sent and failed; never a waiting message
     "handoffs": 1,  # closed; an open one is work in progress
+    "campaign_sends": 3,  # the finished campaign's two, one sent order update
+    "order_events": 1,
     "events": 2,
     "exports": 1,
 }
@@ -125,6 +149,11 @@ def test_purge_deletes_what_is_older_and_keeps_consent(filled):
         assert conn.execute(sa.select(inbound_messages.c.message_id)).scalars().all() == ["wamid.in.new"]
         assert conn.execute(sa.select(outbox.c.state)).scalars().all() == ["waiting"]
         assert conn.execute(sa.select(handoffs.c.status)).scalars().all() == ["queued"]
+        assert conn.execute(sa.select(campaign_sends.c.campaign_id, campaign_sends.c.state)
+                            .order_by(campaign_sends.c.id)).all() == [
+            (2, "sent"), (2, "queued"), (3, "sent"), (None, "queued"), (None, "sent")]
+        assert conn.execute(sa.select(order_events.c.state)).scalars().all() == ["shipped"]
+        assert len(conn.execute(sa.select(campaigns.c.id)).all()) == 3  # the campaigns themselves stay
         # Consent stays provable, whatever its age; contacts are not deleted by age.
         assert conn.execute(sa.select(consent_events.c.contact_id)).scalars().all() == ["c-old"]
         assert conn.execute(sa.select(suppressed_numbers.c.number_hash)).scalars().all() == ["ab" * 32]

@@ -145,6 +145,31 @@ async def test_stop_and_user_preferences_stop_mid_campaign_stop_the_next_send(sq
     assert [rows[c]["reason"] for c in stopped] == ["opted_out", "opted_out"]
 
 
+async def test_an_erased_contact_is_never_sent_to_nor_recorded(db, graph):
+    """An erasure before the contact's turn leaves nothing to send; one while its
+    template is at Meta leaves no record of the person (Meta may have it: that cannot
+    be undone, but nothing about them is written back)."""
+    from shop import gdpr
+
+    early, during, others = (customer(db, "491703500001"), customer(db, "491703500002"),
+                             [customer(db, f"4917035001{i:02d}") for i in range(3)])
+    campaign(db, now=NOON)
+    db.transaction(gdpr.erase, early, NOON)
+
+    def on_send(recipient):
+        if recipient == "491703500002":
+            db.transaction(gdpr.erase, during, NOON)
+
+    graph.on_send = on_send
+    await drain(make_sender(db, graph, Clock(NOON), concurrency=8))
+    assert "491703500001" not in graph.accepted_to() and "491703500002" in graph.accepted_to()
+    assert sorted(r["contact_id"] for r in sends(db)) == sorted(others)
+    assert {r["state"] for r in sends(db)} == {"sent"}
+    with db.engine.connect() as conn:
+        recorded = set(conn.execute(sa.select(outbound.c.contact_id)).scalars())
+    assert recorded == set(others)
+
+
 async def test_131050_opts_out_and_131049_backs_off_for_24_hours(sqlite_db, graph):
     opted = customer(sqlite_db, "491703000001")
     capped = customer(sqlite_db, "491703000002")
