@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shop import audiences, consent, contacts, gdpr, ratecard
@@ -221,6 +221,50 @@ def test_select_and_ineligible_agree_on_every_contact(db):
             if r:
                 counted[r] = counted.get(r, 0) + 1
         assert audience.excluded == counted
+
+
+# A contact in any state the rules look at: (phone, BSUID, consent, STOPALL, back-off,
+# suppressed identifier scope, identifiers stored without their hash).
+contact_states = st.tuples(
+    st.sampled_from(["", DE, US, CA, "1999555012"]), st.sampled_from(["", "DE.1", "US.2"]),
+    st.sampled_from(["opted_in", "opted_out", "unknown"]), st.booleans(),
+    st.sampled_from([None, NOW - 60, NOW + 60]), st.sampled_from([None, "marketing", "all"]), st.booleans(),
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(states=st.lists(contact_states, min_size=1, max_size=6), gone=st.integers(0, 2), chunk=st.integers(1, 4))
+def test_ineligible_many_agrees_with_ineligible_and_select_on_any_contacts(db, states, gone, chunk):
+    """The sender's group check (one statement per chunk) is the per-send rule, for
+    contacts in any state, erased ones included, in chunks of any size."""
+    from shop.schema import contact_identifiers as identifiers, contacts as contact_rows, metadata, suppressed_numbers
+    from shop.suppression import number_hash
+
+    def fill(conn):
+        for table in reversed(metadata.sorted_tables):
+            conn.execute(table.delete())
+        for n, (phone, user_id, status, stopped_all, backoff, suppressed, unhashed) in enumerate(states):
+            phone = f"{phone}{n}" if phone else ""  # one number per contact
+            user_id = f"{user_id}{n}" if user_id else ""
+            contact_id = f"c-{n:020x}"
+            conn.execute(contact_rows.insert().values(
+                contact_id=contact_id, phone=phone or None, user_id=user_id or None, first_seen=NOW, last_seen=NOW,
+                marketing_consent=status, marketing_backoff_until=backoff, stopped_all_at=NOW - 5 if stopped_all else None))
+            for value, kind in ((phone, "phone"), (user_id, "user_id")):
+                if value:
+                    conn.execute(identifiers.insert().values(identifier=value, contact_id=contact_id, kind=kind, active=True,
+                                                             added_at=NOW, identifier_hash=None if unhashed else number_hash(value)))
+            if suppressed and (phone or user_id):
+                conn.execute(suppressed_numbers.insert().values(number_hash=number_hash(phone or user_id), since=NOW,
+                                                                scope=suppressed))
+
+    db.transaction(fill)
+    ids = [f"c-{n:020x}" for n in range(len(states))] + [f"c-gone-{n}" for n in range(gone)]
+    for category in audiences.CATEGORIES:
+        one_by_one = {c: reason(db, c, category) for c in ids}
+        assert db.transaction(audiences.ineligible_many, ids, category, NOW, chunk) == one_by_one
+        assert set(select(db, category=category).recipients) == {c for c, r in one_by_one.items() if r is None}
+        assert all(one_by_one[f"c-gone-{n}"] == "erased" for n in range(gone))
 
 
 # ------------------------------------------------------------------ the spec
