@@ -191,6 +191,33 @@ async def test_131050_opts_out_and_131049_backs_off_for_24_hours(sqlite_db, grap
         {"491703000001": 1, "491703000002": 1, "491703000003": 1})  # none retried
 
 
+async def test_temporary_errors_back_off_1_4_15_60_s_five_attempts_and_impossible_ones_fail_at_once(sqlite_db, graph):
+    """README: temporary errors wait a backoff (1 s, 4 s, 15 s... five attempts); errors
+    that cannot succeed fail the row with the code, never retried."""
+    busy, flaky, gone = customer(sqlite_db, "491703600001"), customer(sqlite_db, "491703600002"), customer(sqlite_db, "491703600003")
+    graph.answers["491703600001"] = [(400, meta_error(130429, "Rate limit hit"))] * 5
+    graph.answers["491703600002"] = [(500, meta_error(131000, "Something went wrong"))]
+    graph.answers["491703600003"] = [(400, meta_error(131026, "Message undeliverable"))]
+    campaign(sqlite_db, now=NOON)
+    clock = Clock(NOON)
+    sender = make_sender(sqlite_db, graph, clock)
+    waits = []
+    for _ in range(5):
+        await drain(sender)
+        row = by_contact(sqlite_db)[busy]
+        if row["state"] != "queued":
+            break
+        waits.append(row["not_before"] - clock.now)
+        clock.now = row["not_before"]
+    assert waits == [1.0, 4.0, 15.0, 60.0]
+    rows = by_contact(sqlite_db)
+    assert (rows[busy]["state"], rows[busy]["error_code"], rows[busy]["attempts"]) == ("failed", 130429, 5)
+    assert rows[flaky]["state"] == "sent" and rows[flaky]["attempts"] == 2  # once more after 1 s, then accepted
+    assert (rows[gone]["state"], rows[gone]["error_code"]) == ("failed", 131026)
+    tries = Counter(r.recipient for r in graph.received)
+    assert tries == {"491703600001": 5, "491703600002": 2, "491703600003": 1}
+
+
 async def test_an_operator_alert_pauses_the_campaign_and_nothing_is_lost(sqlite_db, graph, caplog):
     for i in range(5):
         customer(sqlite_db, f"4917040000{i:02d}")
