@@ -36,6 +36,20 @@ def quiet() -> None:
         import matplotlib.pyplot  # noqa: F401
 
 
+def keep_info_lines() -> None:
+    """The intent classifier's model format: importing skops walks every sklearn module,
+    numpy.distutils among them, whose import has setuptools' distutils log set the root
+    logger to WARNING. During the model load that hid every INFO line after it: "Rasa
+    server is up and running." (logged on the root logger) and the channel's one line
+    per processed event. Imported before Rasa sets the levels, it changes nothing."""
+    if sys.argv[1:2] == ["run"] and sys.argv[2:3] != ["actions"]:
+        root = logging.getLogger()
+        level = root.level
+        import skops.io  # noqa: F401
+
+        root.setLevel(level)
+
+
 def _verbose() -> bool:
     """`-v`/`--verbose`/`-vv`/`--debug` on the command line, or LOG_LEVEL=DEBUG."""
     flags = {"-v", "--verbose", "-vv", "--debug"}
@@ -44,6 +58,7 @@ def _verbose() -> bool:
 
 def main() -> None:
     quiet()
+    keep_info_lines()
     from rasa.__main__ import main as rasa_main
 
     sys.argv = ["rasa", *sys.argv[1:]]
