@@ -249,11 +249,12 @@ class CampaignSender:
     async def step(self) -> int:
         """One cycle: claim a batch and send it group after group. Each group runs on
         its own: the last checks with `sending` committed, then its send-rate tokens,
-        then the Graph API calls, then the results recorded. The loop starts the next
-        group as soon as the previous one has its tokens, so a group's database work
-        overlaps the Graph API calls and records of the groups before it, while the
-        sends still leave in the order and at the pace the tokens were granted, right
-        after the consent check (at most one group's wait for tokens in between).
+        then the Graph API calls, then the results recorded. The loop prepares the next
+        group while the previous one waits for its tokens (and no further ahead), so a
+        group's database work overlaps the token wait of the one before and the Graph
+        API calls and records of the groups before that; the sends still leave in order
+        and at the pace the tokens were granted, at most two groups' worth of tokens
+        (a tenth of a second) after their consent check.
         At most `Settings.in_flight` rows are between prepared and recorded at any time.
         Returns how many rows it took on, or settled: 0 when nothing was due and nothing
         was in flight."""
@@ -266,13 +267,17 @@ class CampaignSender:
             return await self.settle()
         group = self.group_size
         launched: List["asyncio.Future[None]"] = []
+        previous: Optional[asyncio.Event] = None  # set when the previous group has its tokens
         try:
             for start in range(0, len(ids), group):
                 chunk = ids[start:start + group]
                 await self._room(len(chunk))
-                ready = asyncio.Event()
-                launched.append(asyncio.ensure_future(self._launch(chunk, ready)))
-                await ready.wait()
+                prepared, tokened = asyncio.Event(), asyncio.Event()
+                launched.append(asyncio.ensure_future(self._launch(chunk, previous, prepared, tokened)))
+                await prepared.wait()
+                if previous is not None:
+                    await previous.wait()
+                previous = tokened
                 self._raise_failed()
                 await self.housekeeping()
         finally:
@@ -325,30 +330,37 @@ class CampaignSender:
             self._in_flight -= count
             self._room_changed.notify_all()
 
-    async def _launch(self, ids: Sequence[int], ready: asyncio.Event) -> None:
+    async def _launch(self, ids: Sequence[int], after: Optional[asyncio.Event], prepared: asyncio.Event,
+                      tokened: asyncio.Event) -> None:
         """Prepares a group (room in flight taken for it: its rows become `sending`,
-        committed), waits for the tokens of the rows that passed (skipped ones use
-        none), sets `ready` and starts their sends."""
+        committed; `prepared` set), then, once the group before it has its tokens
+        (`after`), waits for the tokens of the rows that passed (skipped ones use none;
+        `tokened` set) and starts their sends."""
         holding = len(ids)  # room in flight this group holds
         try:
-            now = self.clock()
-            prepared = await self.db.run(campaigns.prepare, self.settings.sender_id, ids, now, self.ineligible,
-                                         self.budget.reach, self.marketing_allowed(now))
-            await self._free(holding - len(prepared.sends))
-            holding = len(prepared.sends)
-            metrics.count_sends(campaigns.SKIPPED, prepared.skipped)
-            if prepared.over_limit:
-                metrics.count_wait("messaging_limit")
-                logger.info("%d sends wait for the messaging limit (next at %s)", prepared.over_limit, prepared.retry_at)
-            if prepared.sends:
-                await self._tokens(len(prepared.sends))
+            try:
+                now = self.clock()
+                result = await self.db.run(campaigns.prepare, self.settings.sender_id, ids, now, self.ineligible,
+                                           self.budget.reach, self.marketing_allowed(now))
+                await self._free(holding - len(result.sends))
+                holding = len(result.sends)
+                metrics.count_sends(campaigns.SKIPPED, result.skipped)
+                if result.over_limit:
+                    metrics.count_wait("messaging_limit")
+                    logger.info("%d sends wait for the messaging limit (next at %s)", result.over_limit, result.retry_at)
+            finally:
+                prepared.set()
+            if result.sends:
+                if after is not None:
+                    await after.wait()  # tokens in the groups' order
+                await self._tokens(len(result.sends))
         except BaseException:
             await self._free(holding)
             raise
         finally:
-            ready.set()
-        if prepared.sends:
-            task = asyncio.create_task(self._deliver(prepared.sends))
+            tokened.set()
+        if result.sends:
+            task = asyncio.create_task(self._deliver(result.sends))
             self._tasks.add(task)
             task.add_done_callback(self._delivered)
 
