@@ -38,16 +38,20 @@ def quiet() -> None:
 
 def keep_info_lines() -> None:
     """The intent classifier's model format: importing skops walks every sklearn module,
-    numpy.distutils among them, whose import has setuptools' distutils log set the root
-    logger to WARNING. During the model load that hid every INFO line after it: "Rasa
-    server is up and running." (logged on the root logger) and the channel's one line
-    per processed event. Imported before Rasa sets the levels, it changes nothing."""
+    numpy.distutils among them, which turns the root logger (setuptools' distutils log)
+    into its own class, printing the root's records plainly, and sets it to WARNING.
+    During the model load that hid every INFO line after it: "Rasa server is up and
+    running." (logged on the root logger) and the channel's one line per processed
+    event. Imported here, with the root logger put back as it was, before Rasa sets up
+    logging, it changes nothing."""
     if sys.argv[1:2] == ["run"] and sys.argv[2:3] != ["actions"]:
         root = logging.getLogger()
-        level = root.level
+        kind, level, handlers = root.__class__, root.level, root.handlers[:]
         import skops.io  # noqa: F401
 
+        root.__class__ = kind
         root.setLevel(level)
+        root.handlers[:] = handlers
 
 
 def _verbose() -> bool:
