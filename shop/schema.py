@@ -319,6 +319,10 @@ campaign_sends = sa.Table(
     sa.UniqueConstraint("campaign_id", "contact_id", name="uq_campaign_sends_recipient"),
     sa.Index("ix_campaign_sends_due", "state", "not_before"),
     sa.Index("ix_campaign_sends_claimed", "claimed_by", "state"),
+    # The sender's claim walks the queued rows longest due first and stops at a batch
+    # (without it PostgreSQL sorted every queued row: 70 ms per claim at 100,000).
+    sa.Index("ix_campaign_sends_queued", "not_before", "id", postgresql_where=sa.text("state = 'queued'"),
+             sqlite_where=sa.text("state = 'queued'")),
 )
 
 # Campaign senders alive (python -m marketing.sender): rows a dead sender claimed are
@@ -463,6 +467,17 @@ def _hash_identifiers(conn: Connection) -> None:
             index.create(conn, checkfirst=True)
 
 
+def _create_index(table: sa.Table, name: str) -> Callable[[Connection], None]:
+    """A migration adding an index of `table` to databases created before it existed."""
+
+    def step(conn: Connection) -> None:
+        for index in table.indexes:
+            if index.name == name:
+                index.create(conn, checkfirst=True)
+
+    return step
+
+
 MIGRATIONS: List[Tuple[int, Callable[[Connection], None]]] = [
     (1, _add_column(contacts, "marketing_consent")),
     (2, _add_column(contacts, "consent_changed_at")),
@@ -492,6 +507,8 @@ MIGRATIONS: List[Tuple[int, Callable[[Connection], None]]] = [
     (54, _add_column(suppressed_numbers, "scope")),
     # 80-89: the web layer (web/): agents' roles.
     (80, _add_column(agents, "role")),
+    # 90-99: the campaign sender.
+    (90, _create_index(campaign_sends, "ix_campaign_sends_queued")),
 ]
 
 
