@@ -386,7 +386,7 @@ def recover(conn: Connection, now: float, own_previous: Optional[str] = None,
 
 def claim(conn: Connection, sender_id: str, now: float, limit: int, marketing: bool = True) -> List[int]:
     """Takes up to `limit` due rows of running campaigns (and single sends) for this
-    sender, oldest first. PostgreSQL: FOR UPDATE SKIP LOCKED, so several senders take
+    sender, longest due first (a campaign's rows in their order). PostgreSQL: FOR UPDATE SKIP LOCKED, so several senders take
     different rows without waiting; SQLite: the write transaction does it (one writer).
     Without `marketing` (quiet hours), marketing rows stay where they are."""
     running = sa.select(campaigns.c.id).where(campaigns.c.state == RUNNING)
@@ -394,7 +394,10 @@ def claim(conn: Connection, sender_id: str, now: float, limit: int, marketing: b
              .where(campaign_sends.c.state == QUEUED, campaign_sends.c.claimed_by.is_(None),
                     campaign_sends.c.not_before <= now,
                     sa.or_(campaign_sends.c.campaign_id.is_(None), campaign_sends.c.campaign_id.in_(running)))
-             .order_by(campaign_sends.c.id).limit(limit))
+             # Longest due first: the due index (state, not_before) is walked from its
+             # start and the scan stops at `limit` rows, however many rows are queued
+             # (ORDER BY id sorted every queued row: 60 ms per claim at 100,000 on SQLite).
+             .order_by(campaign_sends.c.not_before, campaign_sends.c.id).limit(limit))
     if not marketing:
         query = query.where(campaign_sends.c.category != "marketing")
     if conn.dialect.name == "postgresql":

@@ -162,6 +162,28 @@ def test_prepare_skips_a_contact_who_opted_out_after_start(sqlite_db):
     assert states[kim][0] == "sending" and states[max_] == ("skipped", "opted_out")
 
 
+def test_a_database_of_the_release_before_gets_the_claim_index_and_claims_longest_due_first(db):
+    """Migration 90: the partial index the sender's claim walks (the previous release
+    had campaign_sends without it)."""
+    from shop import schema
+
+    def indexes(conn):
+        return {i["name"] for i in sa.inspect(conn).get_indexes("campaign_sends")}
+
+    with db.engine.begin() as conn:
+        conn.execute(sa.text("DROP INDEX ix_campaign_sends_queued"))
+        conn.execute(schema.schema_migrations.delete().where(schema.schema_migrations.c.version == 90))
+    assert "ix_campaign_sends_queued" not in db.reading(indexes)
+    schema.migrate(db.engine)
+    assert "ix_campaign_sends_queued" in db.reading(indexes)
+    kim, ana = customer(db, "491703460001"), customer(db, "491703460002")
+    campaign(db, now=NOW)
+    later = db.transaction(campaigns.enqueue_single, kim, "order_shipped", "en", {}, "utility", now=NOW + 5)
+    first = db.transaction(campaigns.enqueue_single, ana, "order_shipped", "en", {}, "utility", now=NOW - 5)
+    claimed = db.transaction(campaigns.claim, "s1", NOW + 10, 10)
+    assert claimed[0] == first and claimed[-1] == later and len(claimed) == 4
+
+
 # ------------------------------------------------------------- erasure and merges
 
 
