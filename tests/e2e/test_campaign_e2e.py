@@ -24,6 +24,8 @@ import requests
 import sqlalchemy as sa
 import yaml
 
+from connectors import metrics
+from tests.conftest import free_port
 from tests.e2e.records import contact_id_of, inbox_state
 from tests.processes import ROOT, Process, wait_until
 
@@ -42,6 +44,7 @@ class World:
     stack: Any
     env: Dict[str, str]
     sender: Process
+    metrics_port: int
     start_output: str
 
     def cli(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -84,9 +87,10 @@ def column(stack: Any, sql: str, **params: Any) -> Any:
 def world(shop_stack, tmp_path_factory) -> Iterator[World]:
     stack = shop_stack
     workdir = tmp_path_factory.mktemp("campaign")
+    metrics_port = free_port()
     env = {**stack.env, "WHATSAPP_BUSINESS_ACCOUNT_ID": WABA_ID, "SHOP_TEMPLATES": str(ROOT / "templates.yml"),
            # Marketing waits during quiet hours (21:00-09:00 shop time): CI runs at any hour.
-           "SHOP_QUIET_HOURS": "off", "SHOP_SENDER_ID": "e2e-sender"}
+           "SHOP_QUIET_HOURS": "off", "SHOP_SENDER_ID": "e2e-sender", "SHOP_SENDER_METRICS_PORT": str(metrics_port)}
     # As Procfile.sandbox's `templates` process at start: submit what the account lacks,
     # wait for Meta's (the simulator's) review, record the statuses.
     sync = subprocess.run([sys.executable, "-m", "shop", "templates", "sync", "--submit-missing", "--wait", "30"],
@@ -96,7 +100,7 @@ def world(shop_stack, tmp_path_factory) -> Iterator[World]:
     try:
         wait_until(lambda: "Campaign sender e2e-sender" in sender.log() or not sender.alive(), 60, "the sender to start")
         assert sender.alive(), sender.log()
-        world = World(stack, env, sender, "")
+        world = World(stack, env, sender, metrics_port, "")
 
         for wa_id, name in ((GERMAN, "Jonas Becker"), (NEVER_WROTE, "Ada Lovelace"), (STOPPED, "Sam Stone")):
             stack.simulator.create_customer(wa_id=wa_id, profile_name=name)
@@ -121,7 +125,7 @@ def world(shop_stack, tmp_path_factory) -> Iterator[World]:
         world.cli("campaign", "create", "--name", CAMPAIGN, "--template", "winter_offer",
                   "--params", json.dumps({"1": "{first_name|there}"}), "--labels", LABEL)
         world.start_output = world.cli("campaign", "start", CAMPAIGN).stdout
-        wait_until(lambda: "done" in world.cli("campaign", "status", CAMPAIGN).stdout.split(";")[0], 60,
+        wait_until(lambda: column(stack, "SELECT state FROM campaigns WHERE name = :n", n=CAMPAIGN) == "done", 60,
                    "the campaign to be done")
         yield world
     finally:
@@ -186,3 +190,15 @@ def test_campaign_status_reports_the_sends(world):
     out = world.cli("campaign", "status", CAMPAIGN).stdout
     assert out.startswith(f"{CAMPAIGN}: done; 2 sent"), out
     assert "queued" not in out and "failed" not in out and "unknown" not in out, out
+
+
+def test_the_senders_sends_are_counted_on_its_metrics_port_and_in_the_machines_sum(world):
+    """The sender counts into the stack's multiprocess directory (as under `make run`):
+    its own /metrics and the Rasa server's both answer the machine's sum."""
+    def sent(url):
+        found = metrics.samples(requests.get(url, timeout=10).text)
+        return found.get(("shop_campaign_sends_total", (("result", "sent"),)), 0.0)
+
+    own = f"http://127.0.0.1:{world.metrics_port}/metrics"
+    assert sent(own) == 3  # two winter offers and the order update
+    assert sent(f"{world.stack.rasa_url}/metrics") == 3
