@@ -9,11 +9,15 @@ stop the other), and it scales out by starting more of it: senders share the row
 (claimed with FOR UPDATE SKIP LOCKED on PostgreSQL) and one budget (marketing.budget).
 
 Each cycle: heartbeat and take over the rows of dead senders (what they were sending
-becomes `unknown`), start scheduled campaigns that are due, claim a batch of due rows,
-then per group of rows: take send-rate tokens, run the last checks and record the
-intent in one transaction (shop.campaigns.prepare: campaign still running, consent at
-this moment, quiet hours, messaging limit; `sending` committed), call the Graph API,
-record the results. Pause and cancel are seen before every group (well under a second).
+becomes `unknown`), start scheduled campaigns that are due, claim about a second's
+worth of due rows, then per group of rows (half a tenth of a second's worth): run the
+last checks and record the intent in one transaction (shop.campaigns.prepare: campaign
+still running, consent at this moment, quiet hours, messaging limit; `sending`
+committed), take the group's send-rate tokens all at once, call the Graph API for the
+whole group concurrently, record the results in one transaction. Groups overlap: the
+next group's checks run while the previous one waits for its tokens, earlier groups'
+HTTP calls and records meanwhile (at most `Settings.in_flight` sends in flight). Pause
+and cancel are seen before every group (well under a second).
 
 Errors by Meta's code (connectors.graph_api.classify): retry soon -> the row waits a
 backoff; retry later -> it waits Meta's "later"; 131056 -> that recipient waits 1, 4,
@@ -311,7 +315,7 @@ class CampaignSender:
         take_with = getattr(self.budget, "take_with", None)  # the database budget: on the database's thread
         while wanted > 0:
             if take_with is not None:
-                granted, wait = await self.db.run(take_with, wanted, self.clock(), wanted)
+                granted, wait = await self.db.run_first(take_with, wanted, self.clock(), wanted)
             else:
                 granted, wait = await asyncio.to_thread(self.budget.take, wanted, self.clock(), wanted)
             wanted -= granted
@@ -340,8 +344,8 @@ class CampaignSender:
         try:
             try:
                 now = self.clock()
-                result = await self.db.run(campaigns.prepare, self.settings.sender_id, ids, now, self.ineligible,
-                                           self.budget.reach, self.marketing_allowed(now))
+                result = await self.db.run_first(campaigns.prepare, self.settings.sender_id, ids, now, self.ineligible,
+                                                 self.budget.reach, self.marketing_allowed(now))
                 await self._free(holding - len(result.sends))
                 holding = len(result.sends)
                 metrics.count_sends(campaigns.SKIPPED, result.skipped)
