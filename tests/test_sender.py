@@ -170,6 +170,24 @@ async def test_an_erased_contact_is_never_sent_to_nor_recorded(db, graph):
     assert recorded == set(others)
 
 
+async def test_groups_overlap_while_meta_answers_but_never_more_in_flight_than_the_concurrency(sqlite_db, graph):
+    """Meta answers in 0.3 s: a sender waiting for each group's answers before the next
+    would have one group (4 at 80/s) at Meta at a time; this one has several, and never
+    more than SHOP_SENDER_CONCURRENCY (10), which bounds what a crash can leave unknown."""
+    phones = [f"4917037000{i:02d}" for i in range(40)]
+    for phone in phones:
+        customer(sqlite_db, phone)
+        graph.delay[phone] = 0.3
+    campaign(sqlite_db, now=time.time())
+    sender = make_sender(sqlite_db, graph, time.time, rate=80.0, concurrency=10)
+    assert sender.group_size == 4
+    await drain(sender)
+    assert sorted(graph.accepted_to()) == phones
+    arrivals = sorted(r.at for r in graph.received)
+    at_meta = max(sum(1 for a in arrivals if t - 0.3 < a <= t) for t in arrivals)  # each waits 0.3 s there
+    assert 5 <= at_meta <= 10  # more than one group of 4, never more than 10
+
+
 async def test_131050_opts_out_and_131049_backs_off_for_24_hours(sqlite_db, graph):
     opted = customer(sqlite_db, "491703000001")
     capped = customer(sqlite_db, "491703000002")
