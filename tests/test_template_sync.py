@@ -114,10 +114,10 @@ def test_sync_reads_every_page(db, sim):
     before = len(sim.template_requests())
     found = ts.fetch(sim.account, limit=7)
     assert sorted((t["name"], t["language"]) for t in found) == sorted(t.key for t in FILE)
-    assert len(FILE) == 30 and len(sim.template_requests()) - before == 5  # 7 + 7 + 7 + 7 + 2
+    assert len(FILE) == 36 and len(sim.template_requests()) - before == 6  # 7 + 7 + 7 + 7 + 7 + 1
     assert set(found[0]) == {"name", "language", "status", "category", "quality_score", "id", "rejected_reason"}
     recorded = ts.sync(db, sim.account)
-    assert len(recorded) == 30 and {s.status for s in recorded} == {"APPROVED"}
+    assert len(recorded) == 36 and {s.status for s in recorded} == {"APPROVED"}
 
 
 def test_status_changes_at_meta_reach_the_shop(db, sim):
@@ -325,7 +325,8 @@ def test_cli_sync_submits_what_the_account_lacks_and_waits_for_review(env, capsy
     monkeypatch.setattr(ts, "_sleep", lambda seconds: env.review_passes())  # the review passes while it waits
     assert cli("templates", "sync", "--submit-missing", "--wait", "30") == 0
     out = capsys.readouterr().out
-    assert "submitting 30 template variant(s)" in out and "synced 30 template variants" in out and "30 APPROVED" in out
+    n = len(FILE)
+    assert f"submitting {n} template variant(s)" in out and f"synced {n} template variants" in out and f"{n} APPROVED" in out
     assert cli("templates", "sync", "--submit-missing") == 0
     assert "submitting" not in capsys.readouterr().out  # nothing missing any more
 
@@ -338,7 +339,7 @@ def test_cli_refuses_to_submit_an_invalid_template(env, capsys, tmp_path):
     assert "hello (en): body:" in err and "not submitted" in err
     assert env.template_requests("POST") == []
     assert cli("templates", "--file", str(broken), "validate") == 1
-    assert cli("templates", "validate") == 0 and "valid: 5 templates" in capsys.readouterr().out
+    assert cli("templates", "validate") == 0 and "valid: 6 templates" in capsys.readouterr().out
 
 
 def test_cli_unknown_template_or_language(env, capsys):
@@ -358,7 +359,7 @@ def test_python_m_shop_has_the_templates_command(capsys):
     from shop.__main__ import main
 
     assert main(["templates", "validate"]) == 0
-    assert "valid: 5 templates" in capsys.readouterr().out
+    assert "valid: 6 templates" in capsys.readouterr().out
 
 
 class Stop(BaseException):
