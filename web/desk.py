@@ -7,6 +7,9 @@ served with it, at `/webhooks/desk/campaigns/`. `credentials.yml`:
     web.desk.AgentDesk:
       quick_replies: quick_replies.yml
 
+(its canned answers, and the names of the templates agents may send, whose texts are
+templates.yml's: web/desk_templates.py).
+
 Agents authenticate with `Authorization: Bearer <token>` (web/auth.py; tokens are made
 with `python -m shop agent add NAME --labels "customer support,returns"`, or the admin
 token SHOP_ADMIN_TOKEN); an agent sees and answers only chats whose label they serve. Replies go out through the WhatsApp channel,
@@ -19,7 +22,7 @@ import re
 import time
 from functools import wraps
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Coroutine, Dict, List, Optional, Text
+from typing import Any, Awaitable, Callable, Coroutine, Dict, List, Optional, Sequence, Text
 
 from rasa.core.channels.channel import InputChannel, UserMessage
 from ruamel.yaml import YAML
@@ -31,9 +34,10 @@ from connectors import wire
 from connectors.graph_api import GraphApiError
 from connectors.outbound import Deferred, OutsideWindow
 from connectors.whatsapp import WhatsAppInput
-from shop import agents, contacts, handoffs, i18n, messages
+from shop import agents, contacts, handoffs, i18n, messages, templates
 from shop.agents import Agent
-from web import auth, campaigns, layout, static_files
+from web import auth, campaigns, desk_templates, layout, static_files
+from web.http import HttpError, from_exception
 from web.http import error as _error
 
 logger = logging.getLogger(__name__)
@@ -55,11 +59,13 @@ class AgentDesk(InputChannel):
             path = PROJECT_ROOT / path
         if not path.exists():
             raise ValueError(f"agent desk: quick replies file {path} not found (credentials: web.desk.AgentDesk.quick_replies)")
-        return cls(YAML(typ="safe").load(path.read_text(encoding="utf-8")) or {})
+        return cls(YAML(typ="safe").load(path.read_text(encoding="utf-8")) or {}, templates.load())
 
-    def __init__(self, config: Dict[str, Any]) -> None:
+    def __init__(self, config: Dict[str, Any], variants: Sequence[templates.Template] = ()) -> None:
+        """`config`: quick_replies.yml; `variants`: templates.yml's, of which the desk
+        offers those `config["templates"]` names (web/desk_templates.py)."""
         self.quick_replies: List[Dict[str, Any]] = list(config.get("quick_replies") or [])
-        self.templates: List[Dict[str, str]] = list(config.get("templates") or [])
+        self.templates: List[templates.Template] = desk_templates.offered(config.get("templates"), variants)
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         desk = Blueprint("agent_desk", __name__)
@@ -115,7 +121,7 @@ class AgentDesk(InputChannel):
             """`?language=de` (a chat's language): the quick replies in it first."""
             language = i18n.normalize(request.args.get("language"))
             replies = quick_replies_for(self.quick_replies, language) if language else self.quick_replies
-            return response.json({"quick_replies": replies, "templates": self.templates, "language": language})
+            return response.json({"quick_replies": replies, "templates": desk_templates.listing(self.templates), "language": language})
 
         @desk.get("/api/chats")
         @authenticated
@@ -156,7 +162,7 @@ class AgentDesk(InputChannel):
             try:
                 message_id = await whatsapp.sender.send(payload, contact_id=handoff.contact_id, origin="agent")
             except OutsideWindow as error:
-                return _error(409, str(error), reason="outside_window", templates=self.templates)
+                return _error(409, str(error), reason="outside_window", templates=desk_templates.listing(self.templates))
             except Deferred as error:  # goes out when WhatsApp takes it again
                 await whatsapp.in_bot(whatsapp.running.log_agent_message(handoff.contact_id, text, agent.name))
                 return response.json({"queued": True, "reason": str(error)}, status=202)
@@ -179,14 +185,18 @@ class AgentDesk(InputChannel):
         @authenticated
         @chat_of_agent
         async def template(request: Request, whatsapp: WhatsAppInput, agent: Agent, handoff: handoffs.Handoff) -> HTTPResponse:
+            """A template of templates.yml that WhatsApp approved, in the customer's
+            language if approved in it, else the shop default's (web/desk_templates.py)."""
             name = str((request.json or {}).get("name") or "")
             contact = await whatsapp.db.read(contacts.get, handoff.contact_id)
-            chosen = template_for(self.templates, name, contact.language if contact else None, whatsapp.running.languages.default)
-            if chosen is None:
-                return _error(400, f"unknown template {name!r}", templates=self.templates)
+            try:
+                chosen = await whatsapp.db.read(desk_templates.choose, self.templates, name,
+                                                contact.language if contact else None, whatsapp.running.languages.default)
+            except HttpError as problem:
+                return from_exception(problem)
             to = await whatsapp.sender.address(handoff.contact_id)
-            payload = wire.custom_message(to, {"type": "template", "template": {"name": name, "language": {"code": chosen.get("language", "en_US")}}})
-            return await send(whatsapp, agent, handoff, payload, chosen.get("text") or f"[template {name}]")
+            payload = wire.custom_message(to, {"type": "template", "template": templates.message(chosen)})
+            return await send(whatsapp, agent, handoff, payload, chosen.render())
 
         @desk.post("/api/chats/<contact_id>/language")
         @authenticated
@@ -286,19 +296,6 @@ def quick_replies_for(replies: List[Dict[str, Any]], language: Optional[str]) ->
         return _language_of(reply) in (None, language)
 
     return [{**r, "own": True} for r in replies if own(r)] + [{**r, "own": False} for r in replies if not own(r)]
-
-
-def template_for(templates: List[Dict[str, str]], name: str, language: Optional[str], default: str) -> Optional[Dict[str, str]]:
-    """The approved template of that name in the customer's language (WhatsApp codes
-    such as "de" or "en_US" match by their language part), else in the shop's default
-    language, else any."""
-    named = [t for t in templates if t.get("name") == name]
-
-    def speaks(template: Dict[str, str], code: Optional[str]) -> bool:
-        return bool(code) and str(template.get("language", "en_US")).split("_")[0].lower() == code
-
-    return next((t for t in named if speaks(t, language)), None) or next((t for t in named if speaks(t, default)), None) or (
-        named[0] if named else None)
 
 
 def _chat_list(conn: Any, labels: Optional[List[str]], now: float) -> List[Dict[str, Any]]:

@@ -2,6 +2,8 @@
 the bot goes silent for a handed-off chat, agents see and answer it by label, and give
 it back to the bot."""
 import itertools
+import subprocess
+import sys
 import time
 
 import pytest
@@ -11,10 +13,11 @@ import sqlalchemy as sa
 from shop import agents
 from shop.db import Database
 from tests.e2e.records import consent_of, contact_id_of
-from tests.processes import wait_until
+from tests.processes import ROOT, wait_until
 
 pytestmark = pytest.mark.e2e
 _numbers = itertools.count(1)
+WABA_ID = "100000000000002"  # the simulator's business account (its default)
 
 
 def customer() -> str:
@@ -113,6 +116,15 @@ def test_paused_chat_stays_silent_agent_answers_and_gives_it_back(stack, desk):
     assert greeting["body"]["type"] == "interactive", greeting["body"]
 
 
+def sync_templates(stack) -> None:
+    """As Procfile.sandbox's `templates` process: submit templates.yml's variants to the
+    simulator's account, wait for its review, record the statuses in the stack's shop DB."""
+    env = {**stack.env, "WHATSAPP_BUSINESS_ACCOUNT_ID": WABA_ID, "SHOP_TEMPLATES": str(ROOT / "templates.yml")}
+    sync = subprocess.run([sys.executable, "-m", "shop", "templates", "sync", "--submit-missing", "--wait", "30"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=90)
+    assert sync.returncode == 0, sync.stdout + sync.stderr
+
+
 def test_a_reply_outside_the_24_hour_window_is_refused_and_a_template_offered(stack, desk):
     sim, wa_id = stack.simulator, customer()
     _, contact_id = hand_off(stack, wa_id)
@@ -124,23 +136,36 @@ def test_a_reply_outside_the_24_hour_window_is_refused_and_a_template_offered(st
         seq = sim.last_seq()
         refused = api(desk, "support", "POST", f"/chats/{contact_id}/reply", json={"text": "Sorry for the wait!"})
         assert refused.status_code == 409 and refused.json()["reason"] == "outside_window"
-        assert "24 hours" in refused.json()["error"] and refused.json()["templates"][0]["name"] == "follow_up"
+        assert "24 hours" in refused.json()["error"]
+        # The templates offered are templates.yml's, with their texts in every language.
+        offered = {(t["name"], t["language"]): t["text"] for t in refused.json()["templates"]}
+        assert {name for name, _ in offered} == {"follow_up"} and ("follow_up", "zh_CN") in offered
+        assert offered[("follow_up", "de")].startswith("Hallo, hier ist Loop & Thread.")
+        assert api(desk, "support", "GET", "/quick-replies?language=de").json()["templates"] == refused.json()["templates"]
         assert sim.messages_to(wa_id, since=seq) == []  # refused before calling Meta
         assert api(desk, "support", "GET", f"/chats/{contact_id}").json()["window_open"] is False
         chat = api(desk, "support", "GET", f"/chats/{contact_id}").json()["chat"]
         assert chat["language"] == "en"  # "i want to talk to a human"
-        template = api(desk, "support", "POST", f"/chats/{contact_id}/template", json={"name": "follow_up"})
-        assert template.status_code == 200
-        [sent] = sim.wait_for_messages(wa_id, 1, since=seq)
-        assert sent["body"]["type"] == "template" and sent["body"]["template"]["name"] == "follow_up"
-        assert sent["body"]["template"]["language"]["code"] == "en_US"
-        # The agent learns the customer prefers German: the template goes out in German.
+        # The agent learns the customer prefers German.
         assert api(desk, "support", "POST", f"/chats/{contact_id}/language", json={"language": "fr"}).status_code == 400
         assert api(desk, "support", "POST", f"/chats/{contact_id}/language", json={"language": "de"}).json() == {"language": "de"}
         assert api(desk, "support", "GET", f"/chats/{contact_id}").json()["chat"]["language"] == "de"
-        api(desk, "support", "POST", f"/chats/{contact_id}/template", json={"name": "follow_up"})
-        [_, german] = sim.wait_for_messages(wa_id, 2, since=seq)
-        assert german["body"]["template"]["language"]["code"] == "de"
+        # Before a sync has seen follow_up approved, nothing is sent (Meta would refuse it, 132001).
+        with sa.create_engine(stack.shop_db_url).begin() as conn:
+            conn.execute(sa.text("DELETE FROM wa_templates WHERE name = 'follow_up'"))
+        early = api(desk, "support", "POST", f"/chats/{contact_id}/template", json={"name": "follow_up"})
+        assert early.status_code == 409 and early.json()["reason"] == "not_approved"
+        assert early.json()["error"] == "template follow_up is not approved by WhatsApp yet: run python -m shop templates sync"
+        assert sim.messages_to(wa_id, since=seq) == []
+        sync_templates(stack)
+        template = api(desk, "support", "POST", f"/chats/{contact_id}/template", json={"name": "follow_up"})
+        assert template.status_code == 200, template.text
+        [sent] = sim.wait_for_messages(wa_id, 1, since=seq)
+        assert sent["response_status"] == 200, sent  # the simulator checks sends of the account's templates (132001)
+        assert sent["body"]["type"] == "template" and sent["body"]["template"] == {"name": "follow_up", "language": {"code": "de"}}
+        last = history(desk, contact_id)[-1]
+        assert (last["who"], last["agent"]) == ("agent", "Sam") and last["text"] == offered[("follow_up", "de")]
+        assert api(desk, "support", "POST", f"/chats/{contact_id}/template", json={"name": "winter_offer"}).status_code == 400
     finally:
         requests.post(f"{sim.url}/sim/api/clock", json={"offset_seconds": 0}, timeout=5).raise_for_status()
 
