@@ -27,7 +27,9 @@ And the texts that are not responses (`all_problems`):
   entry, so that each language can say it;
 - the prose shop facts (locales/<lang>/facts.yml, shop.facts.TEXT_FACTS): every one in
   every offered language (else the customer reads shop.yml's), with the same numbers;
-- the desk's quick replies (quick_replies.yml): every `key` in every offered language.
+- the desk's quick replies (quick_replies.yml): every `key` in every offered language;
+  its `templates:` are names of templates.yml without values, each in every offered
+  language Meta has templates in (the texts are templates.yml's, never the desk's).
 
 Prints one line per problem and exits 1 if there is any.
 
@@ -45,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 
 from ruamel.yaml import YAML  # noqa: E402
 
-from shop import contacts, handoffs, i18n, words  # noqa: E402
+from shop import contacts, handoffs, i18n, templates, words  # noqa: E402
 from shop.catalog import load_catalog  # noqa: E402
 from shop.facts import TEXT_FACTS, load_facts, lookup, translated_facts  # noqa: E402
 
@@ -347,6 +349,30 @@ def quick_reply_problems(path: Path, languages: Sequence[str], root: Path = ROOT
         for language in languages:
             if language not in codes:
                 found.append(f"{shown}: the quick reply {key!r} is missing in {language}")
+    return found + desk_template_problems(loaded.get("templates"), languages, shown, root)
+
+
+def desk_template_problems(names: Any, languages: Sequence[str], shown: str, root: Path = ROOT) -> List[str]:
+    """The desk's templates (quick_replies.yml `templates:`, a list of names) are
+    templates.yml's (the project's own file: SHOP_TEMPLATES, else templates.yml), take no
+    values, and exist in every offered language Meta has templates in (else those
+    customers get the shop's default language)."""
+    from web import desk_templates  # the desk's own rules for the list
+
+    path = templates.templates_file() if root == ROOT else root / "templates.yml"
+    if names is None:
+        return []
+    try:
+        offered = desk_templates.offered(names, templates.load(path) if path.exists() else [])
+    except ValueError as problem:
+        return [f"{shown}: {str(problem).removeprefix('agent desk: ')}"]
+    found = []
+    for name in dict.fromkeys(t.name for t in offered):
+        variants = [t for t in offered if t.name == name]
+        for language in languages:
+            if language not in templates.NOT_OFFERED and not templates.candidates(variants, language):
+                found.append(f"{shown}: the template {name!r} has no {language} variant in {path.name} "
+                             f"(customers writing {language} get the shop's default language)")
     return found
 
 

@@ -227,3 +227,27 @@ def test_quick_replies_every_answer_in_every_offered_language(project):
         "quick_replies.yml: the quick reply 'Tschüss' (de) has no key (which answer it translates)",
         "quick_replies.yml: the quick reply 'bye' is missing in de",
     ]
+
+
+def test_the_desks_templates_are_names_of_templates_yml_in_every_language(project):
+    def desk(project: Path, *languages: str) -> list:
+        return check_locales.quick_reply_problems(project / "quick_replies.yml", languages, project)
+
+    (project / "templates.yml").write_text(
+        "templates:\n"
+        "  follow_up:\n    category: utility\n    languages:\n      en: {body: Hi there.}\n"
+        "  order_note:\n    category: utility\n    examples: {body: [LT-1]}\n    languages:\n      en: {body: 'Order {{1}} is noted.'}\n",
+        encoding="utf-8")
+    (project / "quick_replies.yml").write_text("templates: [follow_up]\n", encoding="utf-8")
+    assert desk(project, "en", "hy") == []  # Meta has no Armenian templates: the default goes out
+    assert desk(project, "en", "de") == [
+        "quick_replies.yml: the template 'follow_up' has no de variant in templates.yml (customers writing de get the shop's default language)"]
+    (project / "quick_replies.yml").write_text("templates: [follow_up, follow_upp]\n", encoding="utf-8")
+    assert desk(project, "en") == ["quick_replies.yml: quick_replies.yml names the template 'follow_upp', which templates.yml does not have "
+                                        "(it has follow_up, order_note)"]
+    (project / "quick_replies.yml").write_text("templates: [order_note]\n", encoding="utf-8")
+    assert desk(project, "en") == ["quick_replies.yml: the template 'order_note' takes values (en); the desk sends templates without values"]
+    # The shape before templates.yml held the desk's texts.
+    (project / "quick_replies.yml").write_text("templates:\n  - {name: follow_up, language: en_US, text: Hi}\n", encoding="utf-8")
+    [old] = desk(project, "en")
+    assert old.startswith("quick_replies.yml: quick_replies.yml `templates:` is a list of template names from templates.yml")
