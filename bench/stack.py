@@ -257,6 +257,14 @@ class Stack:
         with self._engine.connect() as conn:
             return conn.execute(sa.text("SELECT count(*) FROM wa_inbox WHERE state = 'pending'")).scalar() or 0
 
+    def processed(self, event_prefix: str) -> int:
+        """Inbox events whose id starts with `event_prefix` and that were processed (done or failed)."""
+        if self._engine is None:
+            self._engine = sa.create_engine(self.shop_db_url, future=True, poolclass=NullPool)
+        with self._engine.connect() as conn:
+            return conn.execute(sa.text("SELECT count(*) FROM wa_inbox WHERE event_id LIKE :p AND state != 'pending'"),
+                                {"p": event_prefix + "%"}).scalar() or 0
+
     def explain(self, message_id: str) -> str:
         """What the shop recorded for an inbound message: its inbox row and the bot's
         messages recorded as answers to it (for a message that was not answered)."""
