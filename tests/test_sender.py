@@ -247,7 +247,7 @@ async def test_an_operator_alert_pauses_the_campaign_and_nothing_is_lost(sqlite_
         await drain(sender)
     paused = sqlite_db.reading(campaigns.get, c.name)
     assert paused.state == campaigns.PAUSED and "190" in paused.reason
-    assert any("paused" in r.message and r.levelno == logging.ERROR for r in caplog.records)
+    assert any("paused" in r.getMessage() and r.levelno == logging.ERROR for r in caplog.records)
     assert graph.accepted() == []
     assert {r["state"] for r in sends(sqlite_db)} == {"queued"}
     # The operator renews the token and resumes: everyone gets it, once.
