@@ -410,8 +410,13 @@ async def main_async(args: argparse.Namespace, workdir: Path) -> None:
     approve_template(db)
     print(f"{args.recipients:,} consented contacts written in {time.perf_counter() - started:.1f} s", flush=True)
     loop = asyncio.get_running_loop()
-    await loop.run_in_executor(None, stack.start)
-    await loop.run_in_executor(None, stack.wait_for_writer)
+    try:
+        await loop.run_in_executor(None, stack.start)
+        await loop.run_in_executor(None, stack.wait_for_writer)
+    except BaseException:  # a stack that does not start: nothing of ours left running
+        stack.stop()
+        fake_process.stop()
+        raise
     ctx: Optional[Context] = None
     stop_sampling = asyncio.Event()
     try:

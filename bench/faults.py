@@ -179,8 +179,13 @@ async def main_async(args: argparse.Namespace, workdir: Path) -> None:
     stack.graph_url = fake_url
     print(f"model: {model}\n{load_average()}", flush=True)
     loop = asyncio.get_running_loop()
-    await loop.run_in_executor(None, stack.start)
-    await loop.run_in_executor(None, stack.wait_for_writer)
+    try:
+        await loop.run_in_executor(None, stack.start)
+        await loop.run_in_executor(None, stack.wait_for_writer)
+    except BaseException:  # a stack that does not start: nothing of ours left running
+        stack.stop()
+        fake_process.stop()
+        raise
     try:
         connector = aiohttp.TCPConnector(limit=64)
         async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session, \

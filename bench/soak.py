@@ -204,8 +204,13 @@ async def main_async(args: argparse.Namespace, workdir: Path) -> None:
     print(f"model: {model}\n{args.minutes:g} minutes at {args.rate:g} webhooks/s from {args.customers} customers; "
           f"{load_average()}", flush=True)
     loop = asyncio.get_running_loop()
-    await loop.run_in_executor(None, stack.start)
-    await loop.run_in_executor(None, stack.wait_for_writer)
+    try:
+        await loop.run_in_executor(None, stack.start)
+        await loop.run_in_executor(None, stack.wait_for_writer)
+    except BaseException:  # a stack that does not start: nothing of ours left running
+        stack.stop()
+        fake_process.stop()
+        raise
     stop = asyncio.Event()
     sampler = RssSampler(lambda: {**stack.pids(), "fake-meta": fake_process.popen.pid}, args.rss_every)  # type: ignore[union-attr]
     try:

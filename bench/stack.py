@@ -214,7 +214,10 @@ class Stack:
     def start_rasa(self) -> float:
         """Starts (or restarts) `rasa run`; returns the seconds until its model was loaded."""
         started = time.monotonic()
-        self.rasa = start_rasa(self.rasa_port, self.model, self.workdir, self.env())
+        # Kept before the model is loaded, so that a server which never loads one is stopped too.
+        self.rasa = start_rasa(self.rasa_port, self.model, self.workdir, self.env(), wait_for_model=False)
+        health = f"http://127.0.0.1:{self.rasa_port}/webhooks/whatsapp/"
+        wait_until(lambda: requests.get(health, timeout=2).json().get("model_loaded"), 300, "the Rasa server's model")
         return time.monotonic() - started
 
     def wait_for_writer(self, timeout: float = 60) -> None:
