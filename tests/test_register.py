@@ -13,6 +13,7 @@ from typing import Dict, List, Tuple
 import pytest
 import yaml
 
+from shop import templates
 from tests.conftest import ROOT
 
 FORMAL, INFORMAL = "formal", "informal"
@@ -32,8 +33,9 @@ MARKERS: Dict[str, Dict[str, str]] = {
 def quick_replies(language: str) -> List[Tuple[str, str]]:
     data = yaml.safe_load((ROOT / "quick_replies.yml").read_text())
     found = [(r["key"], r["text"]) for r in data.get("quick_replies", []) if r.get("language") == language]
-    # The templates the desk offers: their Meta language codes start with the shop's.
-    found += [(t["name"], t["text"]) for t in data.get("templates", []) if str(t.get("language", "")).split("_")[0] == language]
+    # The templates (templates.yml: the desk's follow_up, campaigns, order updates): their
+    # Meta language codes start with the shop's.
+    found += [(t.name, t.body) for t in templates.load() if t.language.split("_")[0] == language]
     return found
 
 
