@@ -23,6 +23,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import requests
 
+from shop import graph_env
 from shop.facts import Facts, load_facts
 
 ABOUT_MAX, DESCRIPTION_MAX, ADDRESS_MAX, EMAIL_MAX, WEBSITE_MAX, WEBSITES_MAX = 139, 512, 256, 128, 256, 2
@@ -34,7 +35,7 @@ VERTICALS = (
 )
 FIELDS = ("about", "address", "description", "email", "profile_picture_url", "websites", "vertical")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-DEFAULT_API_VERSION = "v25.0"
+DEFAULT_API_VERSION = graph_env.DEFAULT_API_VERSION
 
 
 class ProfileError(Exception):
@@ -110,12 +111,11 @@ class Graph:
     @classmethod
     def from_env(cls, environ: Optional[Mapping[str, str]] = None) -> "Graph":
         env = os.environ if environ is None else environ
-        missing = [n for n in ("WHATSAPP_PHONE_NUMBER_ID", "WHATSAPP_ACCESS_TOKEN") if not env.get(n)]
-        if missing:
-            raise ProfileError(f"set {' and '.join(missing)} (`. scripts/env.sh` sets the sandbox's)")
+        graph_env.require(env, ("WHATSAPP_PHONE_NUMBER_ID", "WHATSAPP_ACCESS_TOKEN"), ProfileError)
+        base_url, api_version = graph_env.base(env, DEFAULT_API_VERSION)
         return cls(
-            base_url=(env.get("WHATSAPP_API_URL") or "https://graph.facebook.com").rstrip("/"),
-            api_version=env.get("WHATSAPP_API_VERSION") or DEFAULT_API_VERSION,
+            base_url=base_url,
+            api_version=api_version,
             phone_number_id=env["WHATSAPP_PHONE_NUMBER_ID"],
             access_token=env["WHATSAPP_ACCESS_TOKEN"],
         )

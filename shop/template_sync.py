@@ -29,11 +29,11 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Seque
 
 import requests
 
-from shop import templates
+from shop import graph_env, templates
 from shop.db import Database, get_database
 
 
-DEFAULT_API_VERSION = "v25.0"
+DEFAULT_API_VERSION = graph_env.DEFAULT_API_VERSION
 FIELDS = "name,language,status,category,quality_score,id,rejected_reason"
 PAGE_SIZE = 100
 MAX_PAGES = 1000  # a paging loop that never ends is a bug somewhere: stop
@@ -70,12 +70,11 @@ class Account:
     @classmethod
     def from_env(cls, environ: Optional[Mapping[str, str]] = None) -> "Account":
         env = os.environ if environ is None else environ
-        missing = [n for n in ("WHATSAPP_BUSINESS_ACCOUNT_ID", "WHATSAPP_ACCESS_TOKEN") if not env.get(n)]
-        if missing:
-            raise SettingsError(f"set {' and '.join(missing)} (`. scripts/env.sh` sets the sandbox's)")
+        graph_env.require(env, ("WHATSAPP_BUSINESS_ACCOUNT_ID", "WHATSAPP_ACCESS_TOKEN"), SettingsError)
+        base_url, api_version = graph_env.base(env, DEFAULT_API_VERSION)
         return cls(
-            base_url=(env.get("WHATSAPP_API_URL") or "https://graph.facebook.com").rstrip("/"),
-            api_version=env.get("WHATSAPP_API_VERSION") or DEFAULT_API_VERSION,
+            base_url=base_url,
+            api_version=api_version,
             waba_id=env["WHATSAPP_BUSINESS_ACCOUNT_ID"],
             access_token=env["WHATSAPP_ACCESS_TOKEN"],
         )
