@@ -83,11 +83,11 @@ class FakeMeta:
             if not waiter.done():
                 waiter.set_result(None)
         if self.args.statuses:
-            self.schedule(wamid, recipient, template, now)
+            self.schedule(wamid, recipient, template, now, str(body.get("biz_opaque_callback_data") or ""))
         return web.json_response({"messaging_product": "whatsapp", "contacts": [{"input": body.get("to") or recipient,
                                   "wa_id": recipient}], "messages": [{"id": wamid}]})
 
-    def schedule(self, wamid: str, recipient: str, template: str, now: float) -> None:
+    def schedule(self, wamid: str, recipient: str, template: str, now: float, callback_data: str = "") -> None:
         """Meta's statuses for one accepted send: sent, then delivered (most) with the price,
         then read (some), each a moment later."""
         user_id = recipient if "." in recipient else f"DE.{recipient}"
@@ -98,6 +98,8 @@ class FakeMeta:
                 later.append(("read", self.args.read_after))
         for kind, after in later:
             entry = status(wamid, recipient, kind, user_id=user_id)
+            if callback_data:  # Meta echoes the send's biz_opaque_callback_data
+                entry["biz_opaque_callback_data"] = callback_data
             due = now + after * (0.5 + self.rng.random())
             entry["timestamp"] = str(int(due))  # when it happened at Meta
             if kind == "delivered":

@@ -17,8 +17,12 @@ The fake Graph API (bench/fake_meta.py) records every message the bot sends. Per
   lost        a customer whose message was acknowledged (200) and never answered by the
               deadline (bar: 0)
   recover     from the kill (for `rasa`: including its restart and model load) until every
-              acknowledged message is processed (answered, or its answer recorded `unknown`
-              and not repeated) and the inbox has nothing pending: p50 / max
+              acknowledged message is processed and nothing is pending in the inbox or
+              the outbox (an answer the kill interrupted waits there for Meta's status of it,
+              SHOP_RESEND_UNCONFIRMED_AFTER after the restart): p50 / max
+
+The fake Graph API posts Meta's status webhooks (sent, delivered, read) for each send,
+echoing its biz_opaque_callback_data, and delivers them again until answered 200.
 
 Usage: python bench/faults.py [--model models/shop-....tar.gz] [--rounds 20] [--customers 30]
 """
@@ -175,7 +179,9 @@ class Faults:
 async def main_async(args: argparse.Namespace, workdir: Path) -> None:
     model = project_model(args.model)
     stack = Stack(model, workdir, "")
-    fake_process, fake_url = start_fake_meta(workdir, stack.webhook_url)
+    # With Meta's statuses (echoing biz_opaque_callback_data): they tell a restarted
+    # server which interrupted sends Meta took.
+    fake_process, fake_url = start_fake_meta(workdir, stack.webhook_url, "--statuses")
     stack.graph_url = fake_url
     print(f"model: {model}\n{load_average()}", flush=True)
     loop = asyncio.get_running_loop()

@@ -254,11 +254,14 @@ class Stack:
         return {"rasa": rasa, "writer": self.writer_pid(), "actions": actions}
 
     def pending(self) -> int:
-        """Inbox events acknowledged and not processed yet."""
+        """Inbox events acknowledged and not processed yet, and messages waiting in the
+        outbox (such as answers a crash interrupted, waiting for Meta's status of them)."""
         if self._engine is None:
             self._engine = sa.create_engine(self.shop_db_url, future=True, poolclass=NullPool)
         with self._engine.connect() as conn:
-            return conn.execute(sa.text("SELECT count(*) FROM wa_inbox WHERE state = 'pending'")).scalar() or 0
+            inbox = conn.execute(sa.text("SELECT count(*) FROM wa_inbox WHERE state = 'pending'")).scalar() or 0
+            outbox = conn.execute(sa.text("SELECT count(*) FROM wa_outbox WHERE state IN ('waiting', 'sending')")).scalar() or 0
+            return inbox + outbox
 
     def processed(self, event_prefix: str) -> int:
         """Inbox events whose id starts with `event_prefix` and that were processed (done or failed)."""

@@ -246,6 +246,15 @@ def purge(cursor: Any, dialect: str, older_than: float, limit: int = 5000) -> in
     return cursor.rowcount
 
 
+def status_pending_for(conn: Connection, record_id: str) -> bool:
+    """Whether a status webhook naming our record id (`biz_opaque_callback_data`) is
+    recorded and not yet processed: the send it reports is known to Meta."""
+    return conn.execute(
+        sa.select(inbox.c.seq).where(inbox.c.kind == "status", inbox.c.state == "pending",
+                                     inbox.c.payload.contains(f'"biz_opaque_callback_data":"{record_id}"', autoescape=True)).limit(1)
+    ).first() is not None
+
+
 def pending_count(conn: Connection) -> int:
     return conn.execute(sa.select(sa.func.count()).select_from(inbox).where(inbox.c.state == "pending")).scalar_one()
 

@@ -9,7 +9,7 @@ import os
 import time
 from typing import Any, Dict, Optional, Set
 
-from connectors import metrics, wire
+from connectors import inbox, metrics, wire
 from connectors.graph_api import MARKETING_BACKOFF_SECONDS, ErrorClass, GraphApiClient, GraphApiError
 from connectors.wire import read_receipt
 from shop import consent, contacts, logs, messages, outbox
@@ -21,15 +21,36 @@ OUTSIDE_WINDOW = 131047
 
 
 DEFAULT_LATER_SECONDS = 60.0
+DEFAULT_RESEND_AFTER_SECONDS = 60.0
 # Tests only: SHOP_CRASH_AT=after_send kills the process (as kill -9 would) right after
-# Meta accepted a message and before it is recorded as sent.
+# Meta accepted a message and before it is recorded as sent; before_send right after the
+# intent to send was recorded and before the Graph API call.
 _CRASH_AT = os.environ.get("SHOP_CRASH_AT", "")
+
+
+def resend_unconfirmed_after(env: Optional[Dict[str, str]] = None) -> float:
+    """SHOP_RESEND_UNCONFIRMED_AFTER: seconds a restarted server waits for Meta's status
+    of a send a crash interrupted before it sends that message again."""
+    raw = (os.environ if env is None else env).get("SHOP_RESEND_UNCONFIRMED_AFTER", "").strip()
+    try:
+        value = float(raw) if raw else DEFAULT_RESEND_AFTER_SECONDS
+    except ValueError:
+        raise ValueError(f"SHOP_RESEND_UNCONFIRMED_AFTER must be a number of seconds, not {raw!r}") from None
+    if value < 0:
+        raise ValueError(f"SHOP_RESEND_UNCONFIRMED_AFTER must not be negative, not {raw!r}")
+    return value
 
 
 def crash_point(name: str) -> None:
     if _CRASH_AT == name:
         logger.error("SHOP_CRASH_AT=%s: exiting as kill -9 would", name)
         os._exit(137)
+
+
+def with_record_id(payload: Dict[str, Any], record_id: Optional[str]) -> Dict[str, Any]:
+    """The send with our record id as `biz_opaque_callback_data`: Meta echoes it in the
+    message's statuses, so a send whose answer a crash lost is still recognised."""
+    return {**payload, "biz_opaque_callback_data": record_id} if record_id else payload
 
 
 class OutsideWindow(GraphApiError):
@@ -57,9 +78,10 @@ def _kind(payload: Dict[str, Any]) -> str:
 
 
 class WhatsAppSender:
-    def __init__(self, client: GraphApiClient, db: Database) -> None:
+    def __init__(self, client: GraphApiClient, db: Database, resend_after: Optional[float] = None) -> None:
         self.client = client
         self.db = db
+        self.resend_after = resend_unconfirmed_after() if resend_after is None else resend_after
         self._waiting: Set[str] = set()  # contacts with messages in the outbox (this process)
 
     async def address(self, contact_id: str) -> wire.To:
@@ -107,10 +129,12 @@ class WhatsAppSender:
             if contact_id in self._waiting:
                 raise Deferred(0, "earlier messages to this customer wait in the outbox", local=True,
                                error_class=ErrorClass.RETRY_LATER, retry_after=0.0)
-            # Recorded before Meta sees it: a crash after Meta took it is never followed
-            # by a second copy (the replay skips this position, see messages.mark_unknown).
+            # Recorded before Meta sees it, and its record id goes with it: after a crash
+            # the replayed turn sends this position again only if Meta never reported
+            # it (`resend_unconfirmed`).
             intent = await self.db.run_cursor(functools.partial(messages.record_intent, **record), contact_id, kind, digest)
-            message_id = await self.client.send(payload)
+            crash_point("before_send")
+            message_id = await self.client.send(with_record_id(payload, intent))
             crash_point("after_send")
         except GraphApiError as error:
             if isinstance(error, OutsideWindow):
@@ -151,6 +175,21 @@ class WhatsAppSender:
         logger.warning("WhatsApp %s message to %s waits in the outbox: %s", kind, logs.customer_ref(contact_id), error,
                        extra={"customer": logs.customer_ref(contact_id)})
 
+    async def resend_unconfirmed(self, payload: Dict[str, Any], contact_id: str, unconfirmed: messages.Unconfirmed,
+                                 **record: Any) -> None:
+        """A position of a replayed turn that was being sent when the process died.
+        Meta reports every message it took (a `sent` status carrying the record id, which
+        `messages.adopt` matches); the copy waits in the outbox for `resend_after` seconds
+        (SHOP_RESEND_UNCONFIRMED_AFTER) and goes out only if no such status came by then. Later messages to the contact queue behind."""
+        # Meta's statuses of sends just before the crash come once the server takes
+        # webhooks again (Meta redelivers what it could not deliver); the replay runs
+        # once the model is loaded, about when it does: the wait counts from now.
+        not_before = time.time() + self.resend_after
+        await self.db.run(outbox.defer, contact_id, payload, _kind(payload),
+                          "was being sent when the process stopped: sent again unless Meta reports it", not_before,
+                          record_id=unconfirmed.record_id, **record)
+        self._waiting.add(contact_id)
+
     async def flush_outbox(self, owner: str) -> int:
         """Sends what is due in the outbox (a loop calls this every few seconds); returns
         how many went out. While sending is paused nothing is counted as an attempt."""
@@ -158,6 +197,12 @@ class WhatsAppSender:
         due = await self.db.run(outbox.claim_due, owner, now)
         done = 0
         for item in due:
+            if not await self.db.read(messages.unconfirmed, item.record_id):  # Meta reported it meanwhile
+                await self.db.run(outbox.already_sent, item)
+                continue
+            if await self.db.read(inbox.status_pending_for, item.record_id):  # a status about it is being recorded
+                await self.db.run(outbox.again_later, item, "a status of it is being processed", time.time() + 1.0, False)
+                continue
             try:
                 if not item.kind == "template":
                     opened = await self.db.read(contacts.last_inbound_at, item.contact_id)
@@ -165,7 +210,7 @@ class WhatsAppSender:
                         metrics.WINDOW_REFUSED.labels("outbox").inc()
                         raise OutsideWindow(OUTSIDE_WINDOW, "not sent: the 24-hour window closed while the message waited",
                                             local=True, error_class=ErrorClass.NEVER_RETRY)
-                message_id = await self.client.send(item.payload)
+                message_id = await self.client.send(with_record_id(item.payload, item.record_id))
             except GraphApiError as error:
                 if _defer(error) and (item.attempts + 1 < outbox.MAX_ATTEMPTS or error.local):
                     later = time.time() + (error.retry_after if error.retry_after is not None else DEFAULT_LATER_SECONDS)

@@ -239,7 +239,12 @@ class EventProcessor:
         BSUID); a status that arrives before the send was recorded is matched by the
         recipient's identifiers."""
         status = wire.parse_status(json.loads(item.payload))
-        contact_id = messages.contact_of(conn, status.message_id) or contacts.find_active(conn, identifiers(status.recipient))
+        contact_id = messages.contact_of(conn, status.message_id)
+        if contact_id is None and status.callback_data and messages.adopt(conn, status.callback_data, status.message_id):
+            # A send whose answer the process did not live to record: Meta has it.
+            logger.info("Meta reported message %s, sent before the process stopped: it is not sent again", status.message_id)
+            contact_id = messages.contact_of(conn, status.message_id)
+        contact_id = contact_id or contacts.find_active(conn, identifiers(status.recipient))
         if contact_id is not None and contacts.exists(conn, contact_id, lock=True):
             apply_status(conn, status, contact_id)
             inbox.finish(*cursor_of(conn), item.seq)
@@ -309,19 +314,23 @@ class EventProcessor:
         if keyword:
             metadata["consent_keyword"] = dataclasses.asdict(keyword)
         skip: FrozenSet[int] = frozenset()
+        unconfirmed: Dict[int, messages.Unconfirmed] = {}
         if earlier_attempts:  # processing started before a crash: do not answer twice
             if await self._already_in_tracker(agent, contact_id, message):
                 return
-            skip = frozenset(await self.db.read(messages.sent_positions, message.id))
-            unknown = await self.db.run(messages.mark_unknown, message.id)
-            if unknown:
-                logger.warning("Not sending again %d message(s) to %s that were being sent when the process stopped", unknown,
-                               logs.customer_ref(contact_id), extra={"customer": logs.customer_ref(contact_id)})
+            # Positions Meta took are skipped; those being sent at the crash wait for
+            # Meta's status of them and go out again only without one (outbound).
+            unconfirmed = await self.db.read(messages.unconfirmed_positions, message.id)
+            skip = frozenset(await self.db.read(messages.sent_positions, message.id)) - set(unconfirmed)
+            if unconfirmed:
+                logger.warning("%d message(s) to %s were being sent when the process stopped: sent again only if Meta "
+                               "does not report them", len(unconfirmed), logs.customer_ref(contact_id),
+                               extra={"customer": logs.customer_ref(contact_id)})
         # The number the message came from is the one to answer; without one (a
         # username customer) the contact's known number, else its BSUID (looked up).
         output = self._output(
             in_reply_to=message.id, window_opened_at=float(message.timestamp or time.time()), skip_positions=skip,
-            address=message.sender if message.sender.wa_id else None,
+            address=message.sender if message.sender.wa_id else None, unconfirmed=unconfirmed,
         )
         with metrics.TURN_SECONDS.time():
             await self._on_new_message(
@@ -329,6 +338,10 @@ class EventProcessor:
             )
         if keyword:
             await self._run_if_paused(agent, contact_id, KEYWORD_ACTIONS[keyword.action], output)
+        not_repeated = await self.db.run(messages.mark_unknown, message.id) if unconfirmed else 0
+        if not_repeated:  # the replay answered differently
+            logger.warning("Not sending again message(s) to %s that the replayed turn did not repeat",
+                           logs.customer_ref(contact_id), extra={"customer": logs.customer_ref(contact_id)})
         for request in output.after_turn:
             await (self._erase if request == "erase" else self._export)(agent, contact_id, output)
 

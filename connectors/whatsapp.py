@@ -24,7 +24,7 @@ import logging
 import os
 import sys
 import time
-from typing import Any, Awaitable, Callable, Coroutine, Dict, FrozenSet, List, Optional, Text, Tuple
+from typing import Any, Awaitable, Callable, Coroutine, Dict, FrozenSet, List, Mapping, Optional, Text, Tuple
 
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
 from rasa.shared.exceptions import RasaException
@@ -39,7 +39,7 @@ from connectors.inbox import DEAD_AFTER_SECONDS, Dispatcher, WorkerIdentity, pen
 from connectors.inbox_writer import InboxRecorder, WebhookListener
 from connectors.outbound import WhatsAppSender
 from connectors.processing import EventProcessor
-from shop import gdpr, handoffs, i18n, logs, outbox, words
+from shop import gdpr, handoffs, i18n, logs, messages, outbox, words
 from shop.db import Database, get_database
 
 logger = logging.getLogger(__name__)
@@ -79,12 +79,14 @@ class WhatsAppOutput(OutputChannel):
         skip_positions: FrozenSet[int] = frozenset(),
         origin: str = "bot",
         address: Optional[wire.Identity] = None,
+        unconfirmed: Optional[Mapping[int, messages.Unconfirmed]] = None,
     ) -> None:
         self.sender = sender
         self.address = address
         self.in_reply_to = in_reply_to
         self.window_opened_at = window_opened_at
         self.skip_positions = skip_positions
+        self.unconfirmed = unconfirmed or {}  # a replayed turn's positions that were being sent at the crash
         self.origin = origin
         self._position = 0
         # Work an action asked for once the turn is over (GDPR export / erasure).
@@ -109,6 +111,11 @@ class WhatsAppOutput(OutputChannel):
             await self.sender.refuse_invalid(
                 recipient_id, str(error), origin=self.origin, in_reply_to=self.in_reply_to, seq=self._position
             )
+            return
+        unconfirmed = self.unconfirmed.get(self._position)
+        if unconfirmed is not None:  # sent again only if Meta never reports it
+            await self.sender.resend_unconfirmed(payload, recipient_id, unconfirmed, origin=self.origin,
+                                                 in_reply_to=self.in_reply_to, seq=self._position)
             return
         try:
             await self.sender.send(

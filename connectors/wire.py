@@ -331,6 +331,9 @@ class Status:
     pricing_type: str = ""  # regular | free_customer_service | free_entry_point
     pricing_category: str = ""
     errors: Tuple[ApiError, ...] = ()
+    # `biz_opaque_callback_data` of the send, echoed by Meta: our record id of the
+    # message (a send whose answer a crash lost is known by it, connectors.outbound).
+    callback_data: str = ""
     source: str = field(default="", repr=False, compare=False)  # Meta's JSON, for the inbox
 
 
@@ -632,6 +635,7 @@ def parse_status(raw: Mapping[str, Any]) -> Status:
         pricing_type=_str(pricing.get("type")),
         pricing_category=_str(pricing.get("category")),
         errors=tuple(ApiError.parse(e) for e in _list(raw.get("errors")) if isinstance(e, Mapping)),
+        callback_data=_str(raw.get("biz_opaque_callback_data")),
         source=json.dumps(raw, separators=(",", ":")),
     )
 

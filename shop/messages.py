@@ -4,19 +4,22 @@ import json
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Optional, Set
+from typing import Any, Dict, Optional, Set
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from shop.db import insert, placeholder
-from shop.schema import media, outbound
+from shop.schema import media, outbound, outbox
 
 # Statuses only move forward; webhooks arrive out of order and more than once.
 # `played` (a voice message was played) comes after read; `delivered` may be skipped.
 # `queued`: waiting in the outbox (shop.outbox) for Meta to take it. `sending`: recorded
 # just before the Graph API call; a crash before Meta's answer was recorded leaves it so,
 # and the replayed turn turns it into `unknown` (Meta may have it: never sent again).
+# Records without a wamid that Meta may have: a status carrying the record id (as
+# `biz_opaque_callback_data`) turns them into the message's record (`adopt`).
+UNCONFIRMED = ("sending", "unknown", "queued")
 STATUS_RANK = {"sending": 0, "unknown": 0, "queued": 0, "accepted": 0, "sent": 1, "delivered": 2, "read": 3, "played": 4, "failed": 5}
 _STATUS_TIME_COLUMN = {"sent": "sent_at", "delivered": "delivered_at", "read": "read_at", "played": "read_at", "failed": "failed_at"}
 
@@ -107,12 +110,57 @@ def fail_intent(conn: Connection, record_id: str, failure: SendFailure, at: Opti
 
 
 def mark_unknown(conn: Connection, in_reply_to: str) -> int:
-    """Replaying a turn: positions that were being sent when the process died may have
-    reached the customer; they are not sent again, and recorded as `unknown`."""
+    """After a replayed turn: positions that were being sent when the process died and
+    that the replay did not reach (it answered differently) are recorded as `unknown`."""
     return conn.execute(
         outbound.update().where(outbound.c.in_reply_to == in_reply_to, outbound.c.status == "sending")
         .values(status="unknown", error_title="the process stopped while sending: Meta may have delivered it; not sent again")
     ).rowcount
+
+
+@dataclass(frozen=True)
+class Unconfirmed:
+    """A position of a reply that was being sent when the process died: Meta may or may
+    not have it. Its record id went to Meta as `biz_opaque_callback_data`."""
+
+    record_id: str
+    seq: int
+    created_at: float
+
+
+def unconfirmed_positions(conn: Connection, in_reply_to: str) -> Dict[int, Unconfirmed]:
+    """Replaying a turn: its positions that were being sent when the process died."""
+    rows = conn.execute(
+        sa.select(outbound.c.message_id, outbound.c.seq, outbound.c.created_at)
+        .where(outbound.c.in_reply_to == in_reply_to, outbound.c.status.in_(("sending", "unknown")))
+    ).all()
+    return {seq: Unconfirmed(record_id, seq, created_at or 0.0) for record_id, seq, created_at in rows if seq is not None}
+
+
+def adopt(conn: Connection, record_id: str, message_id: str) -> bool:
+    """A status names a send by our record id (`biz_opaque_callback_data`) that has no
+    wamid here (the process died before it recorded Meta's answer): the record becomes
+    the message's, and a copy waiting to be sent again (shop.outbox) is dropped.
+    Returns whether there was such a record."""
+    if not record_id.startswith("local:"):
+        return False
+    row = conn.execute(sa.select(outbound.c.status).where(outbound.c.message_id == record_id)).first()
+    if row is None or row[0] not in UNCONFIRMED:
+        return False
+    if conn.execute(sa.select(outbound.c.message_id).where(outbound.c.message_id == message_id)).first() is not None:
+        conn.execute(outbound.delete().where(outbound.c.message_id == record_id))  # a status already made its row
+    else:
+        conn.execute(outbound.update().where(outbound.c.message_id == record_id).values(
+            message_id=message_id, status="accepted", status_rank=STATUS_RANK["accepted"], error_title=None))
+    conn.execute(outbox.update().where(outbox.c.record_id == record_id, outbox.c.state == "waiting")
+                 .values(state="sent", last_error="Meta reported it: it was sent before the process stopped"))
+    return True
+
+
+def unconfirmed(conn: Connection, record_id: str) -> bool:
+    """Whether a send is still not known to Meta's statuses (its record has no wamid)."""
+    row = conn.execute(sa.select(outbound.c.status).where(outbound.c.message_id == record_id)).first()
+    return row is not None and row[0] in UNCONFIRMED
 
 
 def record_failure(

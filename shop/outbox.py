@@ -112,6 +112,12 @@ def sent(conn: Connection, item: Waiting, message_id: str, at: float) -> None:
     conn.execute(outbox.update().where(outbox.c.id == item.id).values(state="sent", last_error=None))
 
 
+def already_sent(conn: Connection, item: Waiting) -> None:
+    """Meta reported the message meanwhile (it took it before the process stopped)."""
+    conn.execute(outbox.update().where(outbox.c.id == item.id).values(
+        state="sent", last_error="Meta reported it: it was sent before the process stopped"))
+
+
 def again_later(conn: Connection, item: Waiting, reason: str, not_before: float, count_attempt: bool = True) -> None:
     conn.execute(outbox.update().where(outbox.c.id == item.id).values(
         state="waiting", not_before=not_before, last_error=reason,

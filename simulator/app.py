@@ -417,6 +417,7 @@ class Simulator:
         assert message.status_recipient is not None
         payload = status_webhook(self.config, status_object(
             message.id, status, now, message.status_recipient, pricing=price, errors=errors,
+            callback_data=message.payload.get("biz_opaque_callback_data"),
         ))
         self.sender.deliver_in_order(chat.key, "status", payload)
 

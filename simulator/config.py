@@ -40,6 +40,9 @@ class SimulatorConfig:
     #: How long Meta's review of a submitted template takes here (simulator time).
     template_approval_seconds: float = 2.0
     webhook_timeout: float = 10.0
+    #: Status webhooks the bot did not answer 200 are delivered again, as Meta does (for
+    #: days; here for this long), after 0.5 s, 1 s, 2 s ... at most 10 s apart.
+    status_redelivery_seconds: float = 600.0
     #: Length of the customer-service window (24 h on WhatsApp).
     window_seconds: float = 24 * 3600
     #: The portfolio's messaging limit, as the phone number's

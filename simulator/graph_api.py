@@ -375,6 +375,9 @@ def validate_send(body: Any) -> tuple[str, Address]:
     context = _object(body, "context", [], required=False)
     if context is not None:
         _string(context, "message_id", ["context"])
+    callback = body.get("biz_opaque_callback_data")
+    if callback is not None and (not isinstance(callback, str) or len(callback) > 512):
+        raise invalid_parameter("Param biz_opaque_callback_data must be a string of at most 512 characters.")
     if message_type == "contacts":  # the only type whose payload is an array
         validate_contacts(body)
         return message_type, address

@@ -92,14 +92,18 @@ def status_object(
     *,
     pricing: Optional[Mapping[str, Any]] = None,
     errors: Optional[List[Mapping[str, Any]]] = None,
+    callback_data: Optional[str] = None,
 ) -> dict[str, Any]:
-    """One ``statuses[]`` entry; no ``conversation`` object (v24+ webhooks omit it)."""
+    """One ``statuses[]`` entry; no ``conversation`` object (v24+ webhooks omit it).
+    ``biz_opaque_callback_data`` is the send's own, echoed."""
     data: dict[str, Any] = {
         "id": message_id,
         "status": status,
         "timestamp": str(int(timestamp)),
         **recipient.fields(status),
     }
+    if callback_data:
+        data["biz_opaque_callback_data"] = callback_data
     if pricing is not None:
         data["pricing"] = dict(pricing)
     if errors is not None:
@@ -143,7 +147,8 @@ class WebhookSender:
     """Posts signed webhooks to the bot and logs every attempt.
 
     Status webhooks of one recipient are chained so they arrive in order
-    (sent -> delivered -> read); different recipients do not wait for each other.
+    (sent -> delivered -> read), each delivered again until the bot answers 200 (as
+    Meta does); different recipients do not wait for each other.
     """
 
     def __init__(self, config: SimulatorConfig, log: RecordLog[WebhookRecord]) -> None:
@@ -213,7 +218,14 @@ class WebhookSender:
             if previous is not None:
                 # Failures of earlier webhooks are already logged; only ordering matters.
                 await asyncio.gather(previous, return_exceptions=True)
-            return await self.deliver(kind, payload)
+            raw = serialize(payload)  # redelivered byte for byte
+            record = await self.deliver(kind, payload, raw)
+            give_up, pause = time.monotonic() + self._config.status_redelivery_seconds, 0.5
+            while not record.ok and time.monotonic() + pause < give_up:  # Meta redelivers until it gets a 200
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 10.0)
+                record = await self.deliver(kind, payload, raw)
+            return record
 
         task = asyncio.get_running_loop().create_task(run())
         self._chains[key] = task

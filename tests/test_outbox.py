@@ -14,12 +14,16 @@ import sqlalchemy as sa
 from aiohttp import web
 
 from connectors.graph_api import ErrorClass, GraphApiClient, GraphApiConfig, GraphApiError, RetryPolicy
-from connectors.outbound import Deferred, OutsideWindow, WhatsAppSender
-from connectors import wire
+from connectors.outbound import Deferred, OutsideWindow, WhatsAppSender, resend_unconfirmed_after
+from connectors import inbox, wire
+from connectors.inbox import InboxEvent, InboxItem
+from connectors.processing import EventProcessor
 from shop import consent, contacts, messages, outbox
+from shop.db import cursor_of
 from shop.schema import outbox as outbox_table
 from simulator import SimulatorConfig, create_app
 from tests.conftest import free_port
+from tests.meta_payloads import status
 
 TOKEN = "test-token"
 KIM, MAX = "491701234567", "491709876543"
@@ -251,3 +255,96 @@ async def test_outside_the_window_is_refused_locally(graph, sender, sqlite_db):
     with pytest.raises(OutsideWindow):
         await sender.send(wire.text_message(KIM, "hi"), contact_id=kim, window_opened_at=time.time() - 25 * 3600)
     assert await sends(graph, KIM) == [] and sqlite_db.transaction(outbox.counts) == {}
+
+
+# -- sends a crash interrupted (README "Crashes and restarts") ---------------------------
+# The process died after recording its intent to send and before recording Meta's
+# answer: Meta may or may not have the message. Every send carries its record id as
+# `biz_opaque_callback_data`, which Meta echoes in the message's statuses.
+
+def interrupted(db, contact_id: str, in_reply_to: str = "wamid.in", seq: int = 1) -> messages.Unconfirmed:
+    """The record a crash leaves: `sending`, no wamid."""
+    with db.engine.begin() as conn:
+        messages.record_intent(*cursor_of(conn), contact_id, "text", "digest", in_reply_to=in_reply_to, seq=seq,
+                               at=time.time() - 5)
+    [unconfirmed] = db.transaction(messages.unconfirmed_positions, in_reply_to).values()
+    return unconfirmed
+
+
+def status_item(message_id: str, callback_data: str, kind: str = "sent", seq: int = 1) -> InboxItem:
+    entry = {**status(message_id, KIM, kind), "biz_opaque_callback_data": callback_data}
+    return InboxItem(seq, f"{message_id}:{kind}", "status", KIM, json.dumps(entry, separators=(",", ":")))
+
+
+async def test_every_send_carries_its_record_id_for_metas_statuses(graph, sender, sqlite_db):
+    kim = contact(sqlite_db, KIM)
+    wamid = await sender.send(wire.text_message(KIM, "hello"), contact_id=kim, in_reply_to="wamid.in", seq=1)
+    [request] = await sends(graph, KIM)
+    record_id = request["body"]["biz_opaque_callback_data"]
+    assert record_id.startswith("local:")
+    # The record id became the wamid's record; a late status naming it changes nothing.
+    assert sqlite_db.transaction(messages.unconfirmed, record_id) is False
+    assert sqlite_db.transaction(messages.adopt, record_id, wamid) is False
+
+
+async def test_a_send_meta_reports_after_the_crash_is_not_sent_again(graph, sender, sqlite_db):
+    kim = contact(sqlite_db, KIM)
+    unconfirmed = interrupted(sqlite_db, kim)
+    # The status of the interrupted send arrives (Meta took it before the crash) ...
+    with sqlite_db.engine.begin() as conn:
+        EventProcessor._store_status(conn, status_item("wamid.took", unconfirmed.record_id))
+    [record] = sqlite_db.transaction(messages.for_contact, kim)
+    assert (record.message_id, record.status, record.in_reply_to) == ("wamid.took", "sent", "wamid.in")
+    # ... so the replayed turn skips the position like any sent one.
+    assert sqlite_db.transaction(messages.unconfirmed_positions, "wamid.in") == {}
+    assert sqlite_db.transaction(messages.sent_positions, "wamid.in") == {1}
+
+
+async def test_a_status_after_the_replay_cancels_the_copy_waiting_in_the_outbox(graph, sender, sqlite_db):
+    kim = contact(sqlite_db, KIM)
+    unconfirmed = interrupted(sqlite_db, kim)
+    await sender.resend_unconfirmed(wire.text_message(KIM, "hello"), kim, unconfirmed, in_reply_to="wamid.in", seq=1)
+    # Later messages of the replayed turn queue behind it (their order).
+    with pytest.raises(Deferred):
+        await sender.send(wire.text_message(KIM, "second"), contact_id=kim, in_reply_to="wamid.in", seq=2)
+    [waiting, behind] = rows(sqlite_db, outbox_table)
+    assert waiting["not_before"] >= time.time() + 59  # SHOP_RESEND_UNCONFIRMED_AFTER (60 s) after the replay
+    with sqlite_db.engine.begin() as conn:
+        EventProcessor._store_status(conn, status_item("wamid.took", unconfirmed.record_id))
+    due_now(sqlite_db)
+    assert rows(sqlite_db, outbox_table)[0]["state"] == "sent"  # the copy: done, Meta has it
+    assert await sender.flush_outbox("me") == 1  # the next message
+    assert await sender.flush_outbox("me") == 0
+    assert [r["body"]["text"]["body"] for r in await sends(graph, KIM)] == ["second"]
+    assert [r["state"] for r in rows(sqlite_db, outbox_table)] == ["sent", "sent"]
+
+
+async def test_a_send_meta_never_reports_goes_out_once_after_the_wait(graph, sqlite_db, sender):
+    kim = contact(sqlite_db, KIM)
+    unconfirmed = interrupted(sqlite_db, kim)
+    await sender.resend_unconfirmed(wire.text_message(KIM, "hello"), kim, unconfirmed, in_reply_to="wamid.in", seq=1)
+    assert await sender.flush_outbox("me") == 0  # not before the wait is over
+    # A status naming it is recorded but not processed yet: it waits for that.
+    with sqlite_db.engine.begin() as conn:
+        pending = status_item("wamid.x", unconfirmed.record_id)
+        inbox.record(*cursor_of(conn), [InboxEvent(pending.event_id, "status", KIM, pending.payload)], "w", time.time())
+    due_now(sqlite_db)
+    assert await sender.flush_outbox("me") == 0 and await sends(graph, KIM) == []
+    with sqlite_db.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE wa_inbox SET state = 'done'"))
+        conn.execute(sa.text("DELETE FROM wa_inbox"))
+    due_now(sqlite_db)
+    assert await sender.flush_outbox("me") == 1
+    assert await sender.flush_outbox("me") == 0
+    [request] = await sends(graph, KIM)
+    assert request["body"]["biz_opaque_callback_data"] == unconfirmed.record_id  # a late status still matches
+    [record] = sqlite_db.transaction(messages.for_contact, kim)
+    assert record.status == "accepted" and record.message_id.startswith("wamid.") and record.in_reply_to == "wamid.in"
+
+
+def test_resend_unconfirmed_after_is_read_from_the_environment():
+    assert resend_unconfirmed_after({}) == 60.0
+    assert resend_unconfirmed_after({"SHOP_RESEND_UNCONFIRMED_AFTER": "2.5"}) == 2.5
+    for wrong in ("soon", "-1"):
+        with pytest.raises(ValueError, match="SHOP_RESEND_UNCONFIRMED_AFTER"):
+            resend_unconfirmed_after({"SHOP_RESEND_UNCONFIRMED_AFTER": wrong})

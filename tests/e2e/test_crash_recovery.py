@@ -136,12 +136,16 @@ def test_kill_9_in_the_middle_of_a_turn_then_restart_answers_exactly_once(tmp_pa
 def test_a_crash_between_metas_answer_and_the_record_never_sends_twice(tmp_path, e2e_model, action_server):
     """The server dies right after Meta accepted an answer and before it recorded it as
     sent (a fault injection point, SHOP_CRASH_AT=after_send, exits as kill -9 would).
-    The next start replays the turn: the position was recorded as being sent before the
-    Graph API call, so it is not sent again (at most once) and is recorded as `unknown`."""
+    The position was recorded as being sent before the Graph API call, with its record
+    id in `biz_opaque_callback_data`; Meta's status webhooks echo it (the simulator, like
+    Meta, delivers them again until the restarted server answers 200), so the replayed
+    turn learns Meta has the answer and does not send it again."""
     actions_port, _ = action_server
     rasa_port, sim_port = free_port(), free_port()
     shop_db_url = f"sqlite:///{tmp_path / 'shop.db'}"
-    env = base_env(ACTIONS_PORT=str(actions_port), WHATSAPP_API_URL=f"http://127.0.0.1:{sim_port}", SHOP_DB_URL=shop_db_url)
+    env = base_env(ACTIONS_PORT=str(actions_port), WHATSAPP_API_URL=f"http://127.0.0.1:{sim_port}", SHOP_DB_URL=shop_db_url,
+                   # Longer than the simulator's pause between redeliveries (at most 10 s).
+                   SHOP_RESEND_UNCONFIRMED_AFTER="15")
     rasa_url = f"http://127.0.0.1:{rasa_port}"
     simulator_process = start_simulator(sim_port, f"{rasa_url}/webhooks/whatsapp/webhook", tmp_path, env)
     sim = Simulator(f"http://127.0.0.1:{sim_port}")
@@ -156,17 +160,62 @@ def test_a_crash_between_metas_answer_and_the_record_never_sends_twice(tmp_path,
 
         second = start_rasa(rasa_port, e2e_model, tmp_path, env)
         try:
-            def processed():
+            def answer_records():  # the turn replayed, Meta's status matched, nothing waiting any more
                 with sa.create_engine(shop_db_url).connect() as conn:
-                    return conn.execute(sa.text("SELECT state, attempts FROM wa_inbox WHERE event_id = :i"), {"i": hello["id"]}).one_or_none()
+                    state = conn.execute(sa.text("SELECT state, attempts FROM wa_inbox WHERE event_id = :i"), {"i": hello["id"]}).one_or_none()
+                    records = conn.execute(sa.text("SELECT message_id, status FROM wa_outbound WHERE in_reply_to = :i"), {"i": hello["id"]}).all()
+                    waiting = conn.execute(sa.text("SELECT count(*) FROM wa_outbox WHERE state IN ('waiting', 'sending')")).scalar()
+                done = state == ("done", 2) and not waiting and [s for _, s in records] == ["delivered"]
+                return records if done else None
 
-            assert wait_until(lambda: (processed() or ("",))[0] == "done" and processed(), 60, "the replayed turn") == ("done", 2)
+            [(message_id, _)] = wait_until(answer_records, 60, "the replayed turn and Meta's statuses")
+            assert message_id == greeting["response_body"]["messages"][0]["id"]  # the message Meta took before the crash
             assert len(sim.messages_to(customer)) == 1  # not sent twice
-            with sa.create_engine(shop_db_url).connect() as conn:
-                assert conn.execute(sa.text("SELECT status FROM wa_outbound WHERE in_reply_to = :i"), {"i": hello["id"]}).scalars().all() == ["unknown"]
             # The conversation goes on normally.
             sim.customer_says(customer, type="text", text="bye")
             assert len(sim.wait_for_messages(customer, 2)) == 2
+        finally:
+            second.stop()
+    finally:
+        first.stop()
+        simulator_process.stop()
+
+
+def test_a_crash_before_the_graph_api_call_sends_the_answer_once_after_the_restart(tmp_path, e2e_model, action_server):
+    """The server dies after recording its intent to send and before calling the Graph
+    API (SHOP_CRASH_AT=before_send): Meta never got the answer and reports nothing, so
+    after SHOP_RESEND_UNCONFIRMED_AFTER the restarted server sends it, once."""
+    actions_port, _ = action_server
+    rasa_port, sim_port = free_port(), free_port()
+    shop_db_url = f"sqlite:///{tmp_path / 'shop.db'}"
+    env = base_env(ACTIONS_PORT=str(actions_port), WHATSAPP_API_URL=f"http://127.0.0.1:{sim_port}", SHOP_DB_URL=shop_db_url,
+                   SHOP_RESEND_UNCONFIRMED_AFTER="3")
+    rasa_url = f"http://127.0.0.1:{rasa_port}"
+    simulator_process = start_simulator(sim_port, f"{rasa_url}/webhooks/whatsapp/webhook", tmp_path, env)
+    sim = Simulator(f"http://127.0.0.1:{sim_port}")
+    customer = "4915100000004"
+    first = start_rasa(rasa_port, e2e_model, tmp_path, {**env, "SHOP_CRASH_AT": "before_send"})
+    try:
+        hello = sim.customer_says(customer, type="text", text="hi")
+        wait_until(lambda: not first.alive(), 30, "the server to die right before the send")
+        assert sim.messages_to(customer) == []  # the answer never reached Meta
+
+        second = start_rasa(rasa_port, e2e_model, tmp_path, env)
+        try:
+            [greeting] = sim.wait_for_messages(customer, 1)
+            assert greeting["body"]["interactive"]["body"]["text"].startswith("Hi!")
+
+            def answer_records():
+                with sa.create_engine(shop_db_url).connect() as conn:
+                    records = conn.execute(sa.text("SELECT message_id, status FROM wa_outbound WHERE in_reply_to = :i"), {"i": hello["id"]}).all()
+                return records if [s for _, s in records] == ["delivered"] else None
+
+            [(message_id, _)] = wait_until(answer_records, 30, "the resent answer delivered")
+            assert message_id == greeting["response_body"]["messages"][0]["id"]
+            sim.customer_says(customer, type="text", text="bye")
+            replies = sim.wait_for_messages(customer, 2)
+            assert [r["body"]["type"] for r in replies] == ["interactive", "text"]
+            assert len(sim.messages_to(customer)) == 2  # the greeting once, then the goodbye
         finally:
             second.stop()
     finally:
