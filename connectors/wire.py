@@ -379,6 +379,48 @@ def _int(value: Any, default: int = 0) -> int:
         return default
 
 
+# Meta's payloads are about 8 levels deep; anything nested deeper than this is not a
+# part of one and is read as null (Python's parser gives up at about 1,000 levels).
+MAX_JSON_DEPTH = 64
+_JSON_SIGNIFICANT = re.compile(r'\\.|["\[\]{}]', re.DOTALL)
+
+
+def loads(body: Union[bytes, str]) -> Any:
+    """JSON as Meta sends it, and valid JSON of any depth: parts nested deeper than
+    MAX_JSON_DEPTH are read as null (ValueError only for bytes that are not JSON)."""
+    text = body.decode(json.detect_encoding(body), "surrogatepass") if isinstance(body, bytes) else body  # as json.loads
+    try:
+        return json.loads(text)
+    except RecursionError:
+        return json.loads(_prune_deep(text, MAX_JSON_DEPTH))
+
+
+def _prune_deep(text: str, max_depth: int) -> str:
+    """`text` with every array or object that opens deeper than `max_depth` replaced by
+    null (strings and escapes respected; invalid JSON stays invalid)."""
+    parts: List[str] = []
+    depth, in_string, kept_from, cut = 0, False, 0, False
+    for match in _JSON_SIGNIFICANT.finditer(text):
+        token = match.group()
+        if in_string:
+            in_string = token != '"'
+            continue
+        if token == '"':
+            in_string = True
+        elif token in "[{":
+            depth += 1
+            if depth == max_depth + 1:
+                parts.append(text[kept_from:match.start()] + "null")
+                cut = True
+        elif token in "]}":
+            if depth == max_depth + 1 and cut:
+                kept_from, cut = match.end(), False
+            depth -= 1
+    if not cut:
+        parts.append(text[kept_from:])
+    return "".join(parts)
+
+
 def _str(value: Any) -> str:
     return "" if value is None or isinstance(value, (dict, list)) else str(value)
 

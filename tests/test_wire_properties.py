@@ -70,11 +70,40 @@ def test_a_real_payload_with_any_part_replaced_is_answered_200_or_400(payload, d
             wire.parse_status(json.loads(event.payload))
 
 
-def test_deeply_nested_json_is_a_clear_400_not_a_crash():
+def test_json_nested_thousands_deep_is_read_not_refused():
+    """Valid JSON of any depth is answered 200 (Meta would redeliver anything else for
+    days); parts deeper than wire.MAX_JSON_DEPTH read as null, so a real message next to
+    a deep part is still recorded. Bytes that are not JSON stay a 400."""
     body, headers = meta.signed(b"[" * 5000 + b"]" * 5000, SECRET)
     verdict = inbound.read_webhook(body, headers["X-Hub-Signature-256"], SECRET)
-    assert verdict.status == 400 and not verdict.events
+    assert verdict.status == 200 and not verdict.events
     for depth in (900, 3000):  # decodable, and too deep to decode, inside a real envelope
         raw = b'{"object": "whatsapp_business_account", "entry": [' + b'{"x": ' * depth + b"{}" + b"}" * depth + b"]}"
         body, headers = meta.signed(raw, SECRET)
-        assert inbound.read_webhook(body, headers["X-Hub-Signature-256"], SECRET).status in (200, 400)
+        assert inbound.read_webhook(body, headers["X-Hub-Signature-256"], SECRET).status == 200
+    real = meta.text("491701234567", "hi ]}[{ \\\" still a string")
+    real["entry"][0]["deep"] = json.loads("[" * 900 + "]" * 900)  # decodable alone ...
+    raw = json.dumps(real).replace("[" * 900 + "]" * 900, '{"a": ' * 5000 + "1" + "}" * 5000).encode()  # ... and not
+    body, headers = meta.signed(raw, SECRET)
+    verdict = inbound.read_webhook(body, headers["X-Hub-Signature-256"], SECRET)
+    assert verdict.status == 200
+    [event] = verdict.events
+    assert wire.parse_envelope(event.payload).text == "hi ]}[{ \\\" still a string"
+    for broken in (b"[" * 5000, b"[" * 5000 + b"}" * 5000, b'{"a": "' + b"[" * 5000):
+        body, headers = meta.signed(broken, SECRET)
+        assert inbound.read_webhook(body, headers["X-Hub-Signature-256"], SECRET).status == 400
+
+
+@given(st.recursive(st.none() | st.integers() | st.text(), lambda children: st.lists(children, max_size=3)
+                    | st.dictionaries(st.text(max_size=5), children, max_size=3), max_leaves=30), st.integers(1, 5))
+def test_pruning_deep_json_keeps_everything_above_the_limit(value, limit):
+    """`_prune_deep` on any JSON: what lies within `limit` levels is kept as it was."""
+    def cut(v, depth=1):
+        if isinstance(v, (list, dict)) and depth > limit:
+            return None
+        if isinstance(v, list):
+            return [cut(x, depth + 1) for x in v]
+        if isinstance(v, dict):
+            return {k: cut(x, depth + 1) for k, x in v.items()}
+        return v
+    assert json.loads(wire._prune_deep(json.dumps(value), limit)) == cut(value)

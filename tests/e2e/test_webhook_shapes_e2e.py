@@ -41,14 +41,15 @@ def test_any_signed_json_is_answered_200_on_both_ports(stack, payload, data, new
         assert post(url, raw, stack.app_secret) == 200, (url, raw[:300])
 
 
-@pytest.mark.parametrize("raw", [
-    b'{"object": "whatsapp_business_account", "entry": "not a list"}',
-    b'{"object": "whatsapp_business_account", "entry": 7}',
-    b'{"object": "whatsapp_business_account", "entry": {"changes": []}}',
-    b'{"object": "whatsapp_business_account", "entry": [null, 5, "x"]}',
-    b"[" * 5000 + b"]" * 5000,
-    b"{not json",
+@pytest.mark.parametrize("raw, expected", [
+    (b'{"object": "whatsapp_business_account", "entry": "not a list"}', 200),
+    (b'{"object": "whatsapp_business_account", "entry": 7}', 200),
+    (b'{"object": "whatsapp_business_account", "entry": {"changes": []}}', 200),
+    (b'{"object": "whatsapp_business_account", "entry": [null, 5, "x"]}', 200),
+    (b"[" * 5000 + b"]" * 5000, 200),  # valid JSON, however deep
+    (b"[" * 5000, 400),
+    (b"{not json", 400),
 ])
-def test_the_reported_odd_shapes(stack, raw):
+def test_the_reported_odd_shapes(stack, raw, expected):
     for url in (f"{stack.rasa_url}/webhooks/whatsapp/webhook", stack.webhook_url):
-        assert post(url, raw, stack.app_secret) in (200, 400), (url, raw[:80])
+        assert post(url, raw, stack.app_secret) == expected, (url, raw[:80])
