@@ -30,11 +30,12 @@ def _read(path: str, stamp: float) -> str:
 
 
 def render(body_file: Path, title: str, active: str, root: str, css: Sequence[str] = (), js: Sequence[str] = ()) -> str:
-    """The whole page: the shared head and navigation around the page's fragment.
+    """The whole page: the shared head and navigation around the page's fragment, the
+    shared CSS and DOM helper (web/static/common/) before the page's own.
     `css`/`js` are URLs relative to the page (its `static/...`)."""
     body = _read(str(body_file), body_file.stat().st_mtime)
     links = "".join(f'<link rel="stylesheet" href="{html.escape(href)}">' for href in ("static/common.css", *css))
-    scripts = "".join(f'<script src="{html.escape(src)}"></script>' for src in js)
+    scripts = "".join(f'<script src="{html.escape(src)}"></script>' for src in ("static/dom.js", *js))
     return (
         '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
