@@ -10,6 +10,7 @@ import time
 from typing import Any, Dict, Optional, Set
 
 from connectors import inbox, metrics, wire
+from connectors.faults import crash_point  # the crash tests' SHOP_CRASH_AT points
 from connectors.graph_api import MARKETING_BACKOFF_SECONDS, ErrorClass, GraphApiClient, GraphApiError
 from connectors.wire import read_receipt
 from shop import consent, contacts, logs, messages, outbox
@@ -22,10 +23,6 @@ OUTSIDE_WINDOW = 131047
 
 DEFAULT_LATER_SECONDS = 60.0
 DEFAULT_RESEND_AFTER_SECONDS = 60.0
-# Tests only: SHOP_CRASH_AT=after_send kills the process (as kill -9 would) right after
-# Meta accepted a message and before it is recorded as sent; before_send right after the
-# intent to send was recorded and before the Graph API call.
-_CRASH_AT = os.environ.get("SHOP_CRASH_AT", "")
 
 
 def resend_unconfirmed_after(env: Optional[Dict[str, str]] = None) -> float:
@@ -39,12 +36,6 @@ def resend_unconfirmed_after(env: Optional[Dict[str, str]] = None) -> float:
     if value < 0:
         raise ValueError(f"SHOP_RESEND_UNCONFIRMED_AFTER must not be negative, not {raw!r}")
     return value
-
-
-def crash_point(name: str) -> None:
-    if _CRASH_AT == name:
-        logger.error("SHOP_CRASH_AT=%s: exiting as kill -9 would", name)
-        os._exit(137)
 
 
 def with_record_id(payload: Dict[str, Any], record_id: Optional[str]) -> Dict[str, Any]:

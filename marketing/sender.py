@@ -45,6 +45,7 @@ import aiohttp
 from sqlalchemy.engine import Connection
 
 from connectors import wire
+from connectors.faults import crash_point  # the crash tests' SHOP_CRASH_AT points
 from connectors.graph_api import (
     MARKETING_BACKOFF_SECONDS,
     PAIR_RATE_DELAYS,
@@ -65,26 +66,6 @@ T = TypeVar("T")
 RETRY_SOON_ATTEMPTS = 5
 RETRY_SOON_DELAYS = (1.0, 4.0, 15.0, 60.0, 240.0)
 ALERT_WAIT_SECONDS = 60.0
-
-
-# ---------------------------------------------------------------------- crash points
-
-_CRASH_AT = os.environ.get("SHOP_CRASH_AT", "")
-_CRASH_AFTER = int(os.environ.get("SHOP_CRASH_AFTER", "1") or 1)
-_crash_hits: Dict[str, int] = {}
-
-
-def crash_point(name: str) -> None:
-    """Tests only: SHOP_CRASH_AT=<name> exits the process as kill -9 would, at the
-    SHOP_CRASH_AFTER-th time (default the first) it passes that point. Points:
-    before_send (intent committed, Graph API not called), after_send (Meta accepted,
-    not recorded), after_record (results committed)."""
-    if _CRASH_AT != name:
-        return
-    _crash_hits[name] = _crash_hits.get(name, 0) + 1
-    if _crash_hits[name] >= _CRASH_AFTER:
-        logging.getLogger(__name__).error("SHOP_CRASH_AT=%s: exiting as kill -9 would", name)
-        os._exit(137)
 
 
 # ------------------------------------------------------------------------- settings
