@@ -51,9 +51,9 @@ for a language with too few test examples), each entity's F1 under the entity F1
 then the most confused intents and faq answers of each language, and a last line
 starting PASS: or FAIL:. Progress and the split's numbers go to stderr.
 Exit codes: 0 every gated threshold met, 1 a threshold failed, 2 usage or data error.
---split-only stops after step 1; --check-only runs step 4 on the reports already in
---out (in <out>/<lang>/; reports directly in <out>, as written before the languages,
-count as English).
+--split-only stops after step 1, --train-only after step 2; --check-only runs step 4 on
+the reports already in --out (in <out>/<lang>/; reports directly in <out>, as written
+before the languages, count as English).
 """
 from __future__ import annotations
 
@@ -826,6 +826,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--retrain", action="store_true", help="train even if a cached model matches")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--split-only", action="store_true", help="write the split and stop")
+    mode.add_argument("--train-only", action="store_true",
+                      help="write the split, train the model unless cached, and stop (`make test` trains it "
+                           "beside the project model)")
     mode.add_argument("--check-only", action="store_true", help="only check the reports already in --out")
     return parser.parse_args(argv)
 
@@ -902,6 +905,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 trained_at = time.monotonic()
                 how = "cached" if cached else f"trained in {trained_at - started:.0f} s"
                 print(f"evaluate_nlu: model {model} ({how})")
+                if args.train_only:
+                    return 0
                 run_tests(model, tests, args.out, domain, args.plots)
             _log(f"tested in {time.monotonic() - trained_at:.0f} s; reports in "
                  + ", ".join(str(args.out / lang) for lang in tests))

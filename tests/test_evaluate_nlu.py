@@ -749,6 +749,24 @@ def test_whole_script_on_a_tiny_dataset(tmp_path: Path) -> None:
     assert re.search(r"en\s+entity F1 \(3 entities, support-weighted\)\s+\d\.\d{3}\s+1\.010\s+FAIL", second.stdout)
 
 
+def test_train_only_trains_the_model_the_full_run_then_reuses(tmp_path: Path) -> None:
+    """`make test` trains the held-out model beside the project model (--train-only);
+    the evaluation after the tests must find it in the cache, not train again."""
+    data = write_dataset(tmp_path, examples_per_intent=8)
+    command, out, cache, env = script_command(tmp_path, data)
+    trained = subprocess.run([*command, "--train-only"], cwd=tmp_path, capture_output=True, text=True,
+                             timeout=240, env=env)
+    assert trained.returncode == 0, trained.stdout + trained.stderr
+    assert "trained in" in trained.stderr and trained.stdout == ""
+    assert len(list(cache.glob("nlu-eval-*.tar.gz"))) == 1
+    assert not list(out.glob("*/*_report.json"))  # nothing tested
+    full = subprocess.run([*command, "--min-entity-f1", "0"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=240, env=env)
+    assert full.returncode == 0, full.stdout + full.stderr
+    assert "(cached)" in full.stderr
+    assert (out / "en" / "intent_report.json").is_file()
+
+
 def test_whole_script_on_tiny_bilingual_data(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """English and German: one model, one test run and one set of reports per language."""
     data = write_dataset(tmp_path, examples_per_intent=8, german=True)
