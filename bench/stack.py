@@ -339,17 +339,23 @@ class RssSampler:
             except asyncio.TimeoutError:
                 pass
 
-    def report(self, skip_first: int = 1) -> List[str]:
+    def report(self, skip_first: int = 1, after: float = 0.0) -> List[str]:
         """Per process: first, last, max and the slope (MiB/min) after the first
-        `skip_first` samples (start-up and warm-up)."""
+        `skip_first` samples (start-up); with `after` (seconds), also the slope of the
+        samples from then on (after a warm-up)."""
         names = sorted({n for _, values in self.samples for n in values})
         lines = []
         for name in names:
             points = [(t, v[name]) for t, v in self.samples if name in v]
             steady = points[skip_first:] if len(points) > skip_first + 1 else points
-            lines.append(f"  {name:<10} first {points[0][1]:7.0f} MiB   last {points[-1][1]:7.0f} MiB   "
-                         f"max {max(v for _, v in points):7.0f} MiB   slope {slope_per_minute(steady):+6.2f} MiB/min "
-                         f"({len(points)} samples)")
+            line = (f"  {name:<10} first {points[0][1]:7.0f} MiB   last {points[-1][1]:7.0f} MiB   "
+                    f"max {max(v for _, v in points):7.0f} MiB   slope {slope_per_minute(steady):+6.2f} MiB/min "
+                    f"({len(points)} samples)")
+            late = [(t, v) for t, v in points if t >= after]
+            if after > 0 and len(late) > 1:
+                line += (f";  after {after / 60:g} min: {late[0][1]:.0f} -> {late[-1][1]:.0f} MiB, "
+                         f"slope {slope_per_minute(late):+.2f} MiB/min")
+            lines.append(line)
         return lines
 
 
