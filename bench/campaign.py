@@ -122,6 +122,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--profile", action="store_true", help="run the sender under cProfile and print the top")
     parser.add_argument("--workdir", type=Path, help="keep logs and databases here (default: a temporary directory)")
     parser.add_argument("--shop-db-url", help="shop database (default: SQLite in the work directory, as in the sandbox)")
+    parser.add_argument("--redis-url", help="SHOP_REDIS_URL of the senders: their shared send-rate and messaging-limit "
+                                            "budget (default: in the shop database)")
     args = parser.parse_args(argv)
     if args.recipients < 1 or any(not 1 <= r <= 1000 for r in args.rates):
         parser.error("--recipients must be positive and --rates within 1-1000")
@@ -226,6 +228,7 @@ def start_sender(ctx: Context, name: str, rate: float, limit: str, profile: Opti
         WHATSAPP_SEND_RATE_RESERVE=f"{ctx.args.reserve:g}", WHATSAPP_MESSAGING_LIMIT=limit, SHOP_QUIET_HOURS="off",
         SHOP_SENDER_ID=name, RASA_ENDPOINTS=str(ctx.workdir / "no-endpoints.yml"), SHOP_DEFAULT_LANGUAGE="en",
         SHOP_TEMPLATES=str(ROOT / "templates.yml"), LOG_LEVEL="WARNING",
+        **({"SHOP_REDIS_URL": ctx.args.redis_url} if ctx.args.redis_url else {}),
     )
     command = [sys.executable] + (["-m", "cProfile", "-o", str(profile)] if profile else []) + ["-m", "marketing.sender"]
     return Process(name, command, env, ROOT, ctx.workdir / f"{name}.log").start()
