@@ -7,7 +7,7 @@ from scipy.sparse import csr_matrix
 from rasa.engine.graph import ExecutionContext, GraphSchema
 from rasa.engine.storage.local_model_storage import LocalModelStorage
 from rasa.engine.storage.resource import Resource
-from rasa.shared.nlu.constants import FEATURE_TYPE_SENTENCE, TEXT
+from rasa.shared.nlu.constants import FEATURE_TYPE_SENTENCE, INTENT_RESPONSE_KEY, TEXT
 from rasa.shared.nlu.training_data.features import Features
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
@@ -71,3 +71,30 @@ def test_a_missing_model_is_an_error_not_an_untrained_classifier(storage):
         TfidfLogisticRegressionClassifier.load(
             TfidfLogisticRegressionClassifier.get_default_config(), storage, Resource("never-trained"), context()
         )
+
+
+FAQ_TOPICS = {
+    "faq/shipping": ["how much the order", "the order how much", "how much is my order"],
+    "faq/hours": ["hello where is", "where is the hello", "hi where is"],
+}
+
+
+def test_faq_topics_are_classes_of_their_own_and_reported_as_faq(storage):
+    config = {**TfidfLogisticRegressionClassifier.get_default_config(), "retrieval_intents_as_classes": True}
+    classifier = TfidfLogisticRegressionClassifier.create(config, storage, Resource("intents"), context())
+    examples = [message(text, intent) for intent, texts in EXAMPLES.items() for text in texts]
+    for key, texts in FAQ_TOPICS.items():
+        for text in texts:
+            example = message(text, "faq")
+            example.set(INTENT_RESPONSE_KEY, key)
+            examples.append(example)
+    classifier.train(TrainingData(examples))
+
+    assert {"faq/shipping", "faq/hours"} <= set(classifier.clf.classes_)
+    [asked] = classifier.process([message("how much is my order")])
+    ranking = asked.get("intent_ranking")
+    assert asked.get("intent")["name"] == "faq"
+    assert all("/" not in r["name"] for r in ranking) and len({r["name"] for r in ranking}) == len(ranking)
+    probabilities = dict(zip(classifier.clf.classes_, classifier.clf.predict_proba(classifier._create_X([asked]))[0]))
+    assert ranking[0]["confidence"] == pytest.approx(probabilities["faq/shipping"] + probabilities["faq/hours"])
+    assert sum(r["confidence"] for r in ranking) == pytest.approx(1.0)
