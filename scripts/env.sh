@@ -20,6 +20,11 @@ export SQLALCHEMY_SILENCE_UBER_WARNING=1
 # maintainers, not for someone starting the bot. Errors and log lines still show;
 # `PYTHONWARNINGS=default make run` shows every warning again.
 export PYTHONWARNINGS="${PYTHONWARNINGS-ignore::DeprecationWarning,ignore::PendingDeprecationWarning,ignore::FutureWarning}"
+# Trained models are kept here too, named by a fingerprint of everything that shapes them
+# (data, config, domain, the project's own components, the lock file), so that a new clone
+# on the same machine (CI's included) reuses a model trained from exactly the same inputs,
+# as pip reuses a built wheel. SHOP_MODEL_CACHE= (empty) keeps models inside the checkout only.
+export SHOP_MODEL_CACHE="${SHOP_MODEL_CACHE-${XDG_CACHE_HOME:-$HOME/.cache}/loop-and-thread/models}"
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"  # TensorFlow's C++ side: errors only
 # Prometheus metrics (README, "Monitoring"): every process of this machine (Rasa workers,
 # inbox writers, action server) counts into files here, and each one's /metrics answers

@@ -2,7 +2,7 @@
 """Held-out NLU evaluation per language with thresholds: exits 1 when the NLU got worse than allowed.
 
     python scripts/evaluate_nlu.py [--data data] [--config config.yml] [--domain domain.yml]
-        [--fraction 0.8] [--seed 42] [--out results/nlu] [--cache var/test-models]
+        [--fraction 0.8] [--seed 42] [--out results/nlu] [--cache $SHOP_MODEL_CACHE]
         [--min-intent-accuracy-en 0.95] [--min-intent-accuracy 0.9] [--min-response-accuracy 0.9]
         [--min-entity-f1 0.85] [--min-product-f1 0.85] [--min-test-examples 20]
 
@@ -30,8 +30,9 @@ is one example of each of them.
 2. Train: one NLU-only model for all languages on the train part (`rasa train nlu`),
    cached in --cache as nlu-eval-<fingerprint>.tar.gz. The fingerprint covers what the
    model is trained from: the train split, the config file (and the code of its custom
-   components), the domain's retrieval responses and the Rasa version. A re-run on
-   unchanged data skips training.
+   components), the domain's retrieval responses, the Rasa version and the lock file
+   (constraints.txt). A re-run on unchanged data skips training; the default cache is the
+   machine's model cache (SHOP_MODEL_CACHE, scripts/env.sh), so a new clone reuses it too.
 3. Test: `rasa test nlu` once per language on <out>/test_data_<lang>.yml; reports (JSON,
    errors) go to <out>/<lang>/.
 4. Check, per language: intent accuracy (intent_report.json), faq response-selection
@@ -377,12 +378,26 @@ def custom_component_sources(config: Path) -> List[str]:
     return sources
 
 
+def default_cache() -> Path:
+    """The machine's model cache (`SHOP_MODEL_CACHE`, scripts/env.sh), shared by every
+    checkout on the machine; without it var/test-models of this checkout."""
+    return Path(os.environ.get("SHOP_MODEL_CACHE") or "var/test-models")
+
+
+def lock_file() -> str:
+    """The pinned dependencies (constraints.txt): another Rasa, TensorFlow or scikit-learn
+    is another model."""
+    path = Path(__file__).resolve().parents[1] / "constraints.txt"
+    return path.read_text(encoding="utf-8") if path.is_file() else ""
+
+
 def fingerprint(train_yaml: str, config: Path, domain: Optional[Path]) -> str:
     import rasa
 
     digest = hashlib.sha256()
     for part in (
         rasa.__version__,
+        lock_file(),
         train_yaml,
         config.read_text(encoding="utf-8"),
         *custom_component_sources(config),
@@ -803,7 +818,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--fraction", type=_fraction, default=0.8, help="share of examples for training (0.8)")
     parser.add_argument("--seed", type=int, default=42, help="random seed of the split (42)")
     parser.add_argument("--out", type=Path, default=Path("results/nlu"), help="split and reports (results/nlu)")
-    parser.add_argument("--cache", type=Path, default=Path("var/test-models"), help="trained models (var/test-models)")
+    parser.add_argument("--cache", type=Path, default=default_cache(),
+                        help="trained models ($SHOP_MODEL_CACHE, the machine's model cache; else var/test-models)")
     thresholds = parser.add_argument_group("thresholds, per language (0 switches a check off)")
     thresholds.add_argument("--min-intent-accuracy-en", type=float, default=defaults.intent_en,
                             help=f"intent accuracy of English ({defaults.intent_en})")

@@ -157,8 +157,9 @@ def fingerprint(paths: List[Path]) -> str:
 
 def trained_model(name: str, config: Path, domain: Path, data: List[Path], extra_inputs: List[Path] = ()) -> Path:
     """Trains once and caches by a fingerprint of everything that shapes the model."""
-    key = fingerprint([config, domain, *data, *extra_inputs])
-    cache = ROOT / "var" / "test-models"
+    key = fingerprint([config, domain, *data, *extra_inputs, ROOT / "constraints.txt"])
+    # The machine's model cache (scripts/env.sh), else this checkout's var/test-models.
+    cache = Path(os.environ.get("SHOP_MODEL_CACHE") or ROOT / "var" / "test-models")
     model = cache / f"{name}-{key}.tar.gz"
     if model.exists():
         return model

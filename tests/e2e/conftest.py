@@ -19,7 +19,7 @@ SHOP_WEBHOOK_SECRET = "e2e-shop-secret"
 
 @pytest.fixture(scope="session")
 def e2e_model() -> Path:
-    """The small channel-test bot, trained once (cached by fingerprint in var/test-models)."""
+    """The small channel-test bot, trained once (cached by fingerprint: tests/processes.trained_model)."""
     return trained_model(
         "e2e", E2E_BOT / "config.yml", E2E_BOT / "domain.yml", [E2E_BOT / "data"],
         extra_inputs=[ROOT / "connectors" / "referred_product.py"],
