@@ -98,3 +98,23 @@ def test_faq_topics_are_classes_of_their_own_and_reported_as_faq(storage):
     probabilities = dict(zip(classifier.clf.classes_, classifier.clf.predict_proba(classifier._create_X([asked]))[0]))
     assert ranking[0]["confidence"] == pytest.approx(probabilities["faq/shipping"] + probabilities["faq/hours"])
     assert sum(r["confidence"] for r in ranking) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("sublinear_tf", [True, False])
+def test_weighting_is_sklearns_tfidf_with_l2_norm(storage, sublinear_tf):
+    """The per-message weighting (kept cheap on a vocabulary of hundreds of thousands of
+    columns) gives exactly what sklearn's TfidfTransformer gives for the same counts."""
+    from sklearn.feature_extraction.text import TfidfTransformer
+
+    rng = np.random.default_rng(7)
+    counts = csr_matrix((rng.integers(0, 4, size=(40, 300)) * (rng.random((40, 300)) < 0.05)).astype(np.float64))
+    before = counts.toarray()
+    config = {**TfidfLogisticRegressionClassifier.get_default_config(), "sublinear_tf": sublinear_tf}
+    classifier = TfidfLogisticRegressionClassifier.create(config, storage, Resource("intents"), context())
+    reference = TfidfTransformer(sublinear_tf=sublinear_tf).fit(counts)
+    classifier.idf = reference.idf_
+
+    weighted = classifier._weigh(counts)
+
+    np.testing.assert_allclose(weighted.toarray(), reference.transform(counts).toarray(), atol=1e-12)
+    np.testing.assert_array_equal(counts.toarray(), before)  # the message's own features stay as they were
