@@ -19,7 +19,7 @@ language, `<dir>/<lang>.yml` (every offered language, SHOP_LANGUAGES, gets one, 
 when nothing fell back), with `--out` one file with a section per language. Within a
 language, examples are grouped by the intent the model guessed (the
 best intent of `intent_ranking` that is not `nlu_fallback`; for a retrieval intent the
-ResponseSelector's sub-intent, e.g. `faq/shipping_time`). Identical texts are listed
+selected FAQ topic, `response_selector`, e.g. `faq/shipping_time`). Identical texts are listed
 once, with their count. Each example carries a YAML comment with its confidence, why it
 was selected, when, and who sent it: a short salted hash, never the WhatsApp number
 (the salt is random for every run unless REVIEW_SALT is set). Predicted entities from

@@ -79,16 +79,23 @@ FAQ_TOPICS = {
 }
 
 
-def test_faq_topics_are_classes_of_their_own_and_reported_as_faq(storage):
-    config = {**TfidfLogisticRegressionClassifier.get_default_config(), "retrieval_intents_as_classes": True}
-    classifier = TfidfLogisticRegressionClassifier.create(config, storage, Resource("intents"), context())
+FAQ_RESPONSES = {"utter_faq/shipping": [{"text": "Shipping is 4.90 EUR."}], "utter_faq/hours": [{"text": "Mon-Fri 9-18."}]}
+
+
+def faq_training_data(responses=None) -> TrainingData:
     examples = [message(text, intent) for intent, texts in EXAMPLES.items() for text in texts]
     for key, texts in FAQ_TOPICS.items():
         for text in texts:
             example = message(text, "faq")
             example.set(INTENT_RESPONSE_KEY, key)
             examples.append(example)
-    classifier.train(TrainingData(examples))
+    return TrainingData(examples, responses=responses or {})
+
+
+def test_faq_topics_are_classes_of_their_own_and_reported_as_faq(storage):
+    config = {**TfidfLogisticRegressionClassifier.get_default_config(), "retrieval_intents_as_classes": True}
+    classifier = TfidfLogisticRegressionClassifier.create(config, storage, Resource("intents"), context())
+    classifier.train(faq_training_data())
 
     assert {"faq/shipping", "faq/hours"} <= set(classifier.clf.classes_)
     [asked] = classifier.process([message("how much is my order")])
@@ -118,3 +125,39 @@ def test_weighting_is_sklearns_tfidf_with_l2_norm(storage, sublinear_tf):
 
     np.testing.assert_allclose(weighted.toarray(), reference.transform(counts).toarray(), atol=1e-12)
     np.testing.assert_array_equal(counts.toarray(), before)  # the message's own features stay as they were
+
+
+def test_selects_the_most_likely_topics_answer_as_the_response_selector_does(storage):
+    config = {**TfidfLogisticRegressionClassifier.get_default_config(), "retrieval_intents_as_classes": True,
+              "select_responses": True}
+    trained = TfidfLogisticRegressionClassifier.create(config, storage, Resource("intents"), context())
+    trained.train(faq_training_data(FAQ_RESPONSES))
+    loaded = TfidfLogisticRegressionClassifier.load(config, storage, Resource("intents"), context())
+
+    for classifier in (trained, loaded):
+        [shipping, hours] = classifier.process([message("how much is my order"), message("hi where is")])
+        for asked, key in ((shipping, "faq/shipping"), (hours, "faq/hours")):
+            selector = asked.get("response_selector")
+            assert selector["all_retrieval_intents"] == ["faq"]
+            response = selector["faq"]["response"]
+            assert response["intent_response_key"] == key
+            assert response["utter_action"] == f"utter_{key}"
+            assert response["responses"] == FAQ_RESPONSES[f"utter_{key}"]
+            ranking = selector["faq"]["ranking"]
+            assert [r["intent_response_key"] for r in ranking][0] == key
+            assert {r["intent_response_key"] for r in ranking} == set(FAQ_TOPICS)
+            assert sum(r["confidence"] for r in ranking) == pytest.approx(1.0)
+            assert response["confidence"] == ranking[0]["confidence"] > 0.5
+
+
+def test_no_response_selection_unless_asked_or_without_topics(storage):
+    config = {**TfidfLogisticRegressionClassifier.get_default_config(), "retrieval_intents_as_classes": True}
+    classifier = TfidfLogisticRegressionClassifier.create(config, storage, Resource("intents"), context())
+    classifier.train(faq_training_data(FAQ_RESPONSES))
+    [asked] = classifier.process([message("how much is my order")])
+    assert asked.get("response_selector") is None
+
+    with pytest.raises(ValueError, match="retrieval_intents_as_classes"):
+        TfidfLogisticRegressionClassifier.create(
+            {**TfidfLogisticRegressionClassifier.get_default_config(), "select_responses": True},
+            storage, Resource("other"), context())
