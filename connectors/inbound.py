@@ -7,8 +7,10 @@ import time
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from connectors import signature, wire
-from connectors.inbox import InboxEvent
+from connectors import inbox
+from connectors.inbox import InboxEvent, InboxItem
 from shop import contacts, keywords, logs, messages
+from shop.db import cursor_of
 
 logger = logging.getLogger(__name__)
 
@@ -167,3 +169,24 @@ def apply_status(conn: Any, status: wire.Status, contact_id: str) -> None:
         messages.Delivery(status.recipient.wa_id, status.recipient.user_id, status.pricing_model, status.pricing_type,
                           status.pricing_category),
     )
+
+
+def store_status(conn: Any, item: InboxItem) -> None:
+    """A status event of the inbox, applied and marked done in the caller's transaction.
+    Matched by message id (the recipient's number is absent after a send to a BSUID); a
+    status that arrives before the send was recorded is matched by the recipient's
+    identifiers. Idempotent: applying one twice changes nothing."""
+    status = wire.parse_status(json.loads(item.payload))
+    contact_id = messages.contact_of(conn, status.message_id)
+    if contact_id is None and status.callback_data and messages.adopt(conn, status.callback_data, status.message_id):
+        # A send whose answer the process did not live to record: Meta has it.
+        logger.info("Meta reported message %s, sent before the process stopped: it is not sent again", status.message_id)
+        contact_id = messages.contact_of(conn, status.message_id)
+    contact_id = contact_id or contacts.find_active(conn, identifiers(status.recipient))
+    if contact_id is not None and contacts.exists(conn, contact_id, lock=True):
+        apply_status(conn, status, contact_id)
+        inbox.finish(*cursor_of(conn), item.seq)
+    else:
+        # For a contact erased meanwhile (statuses of the last answer arrive after
+        # the erasure): nothing to store, and the event itself names them.
+        inbox.forget(*cursor_of(conn), item.seq)

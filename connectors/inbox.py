@@ -146,7 +146,7 @@ def finish(cursor: Any, dialect: str, seq: int, state: str = "done", error: Opti
 
 
 def forget(cursor: Any, dialect: str, seq: int) -> None:
-    """Drops an event entirely (see EventProcessor._store_status)."""
+    """Drops an event entirely (see connectors.inbound.store_status)."""
     cursor.execute(f"DELETE FROM wa_inbox WHERE seq = {placeholder(dialect)}", (seq,))
 
 

@@ -4,7 +4,6 @@ ask for once a turn is over (GDPR export and erasure)."""
 import asyncio
 import dataclasses
 import gc
-import json
 import logging
 import time
 from typing import Any, Awaitable, Callable, Dict, FrozenSet, List, Optional, Tuple, Union
@@ -14,15 +13,15 @@ from rasa.shared.core.events import UserUttered
 
 from connectors import inbox, metrics, wire
 from connectors.inbound import (
-    KEYWORD_ACTIONS, KEYWORD_INTENTS, apply_status, consent_keyword, identifiers, identity_change_of, preference_of,
-    rasa_metadata, rasa_text,
+    KEYWORD_ACTIONS, KEYWORD_INTENTS, consent_keyword, identifiers, identity_change_of, preference_of,
+    rasa_metadata, rasa_text, store_status,
 )
 from connectors.inbox import Dispatcher, InboxItem, WorkerIdentity
 from connectors.outbound import WhatsAppSender
 from rasa_plugins import conversation_store
 from shop import consent, contacts, gdpr, handoffs, language, logs, messages, retention
 from shop import inbound_messages
-from shop.db import Database, cursor_of
+from shop.db import Database
 
 logger = logging.getLogger(__name__)
 
@@ -151,7 +150,7 @@ class EventProcessor:
 
     async def process(self, item: InboxItem) -> None:
         if item.kind == "status":  # idempotent: no attempts, no ordering
-            await self.db.run(self._store_status, item)
+            await self.db.run(store_status, item)
             metrics.EVENTS_PROCESSED.labels(item.kind, "done").inc()
             return
         message = wire.parse_envelope(item.payload) if item.kind == "message" else None
@@ -232,26 +231,6 @@ class EventProcessor:
                 None, conversation_store.move_in_store, agent.tracker_store, other, survivor)
         logger.info("Merged contact %s into %s (%s tracker events moved)", logs.customer_ref(other), logs.customer_ref(survivor),
                     moved, extra={"customer": logs.customer_ref(survivor)})
-
-    @staticmethod
-    def _store_status(conn: Any, item: InboxItem) -> None:
-        """Matched by message id (the recipient's number is absent after a send to a
-        BSUID); a status that arrives before the send was recorded is matched by the
-        recipient's identifiers."""
-        status = wire.parse_status(json.loads(item.payload))
-        contact_id = messages.contact_of(conn, status.message_id)
-        if contact_id is None and status.callback_data and messages.adopt(conn, status.callback_data, status.message_id):
-            # A send whose answer the process did not live to record: Meta has it.
-            logger.info("Meta reported message %s, sent before the process stopped: it is not sent again", status.message_id)
-            contact_id = messages.contact_of(conn, status.message_id)
-        contact_id = contact_id or contacts.find_active(conn, identifiers(status.recipient))
-        if contact_id is not None and contacts.exists(conn, contact_id, lock=True):
-            apply_status(conn, status, contact_id)
-            inbox.finish(*cursor_of(conn), item.seq)
-        else:
-            # For a contact erased meanwhile (statuses of the last answer arrive after
-            # the erasure): nothing to store, and the event itself names them.
-            inbox.forget(*cursor_of(conn), item.seq)
 
     def _start_attempt(
         self, cursor: Any, dialect: str, item: InboxItem, message: Optional[wire.InboundMessage], keep_order: bool

@@ -170,7 +170,7 @@ def test_finished_events_are_forgotten_after_the_redelivery_period(db):
 def test_a_status_is_stored_for_a_contact_and_forgotten_for_an_erased_one(db):
     import json
 
-    from connectors.processing import EventProcessor
+    from connectors.inbound import store_status
     from shop import contacts, gdpr, messages
     from tests.meta_payloads import status
 
@@ -185,7 +185,7 @@ def test_a_status_is_stored_for_a_contact_and_forgotten_for_an_erased_one(db):
         InboxEvent(f"wamid.out-{w}:delivered", "status", w, json.dumps(status(f"wamid.out-{w}", w, "delivered"))) for w in (known, erased)
     ], me.instance_id, time.time())
     for item in recorded:
-        db.transaction(EventProcessor._store_status, item)
+        db.transaction(store_status, item)
 
     with db.engine.connect() as conn:
         rows = dict(conn.execute(sa.select(inbox_table.c.sender, inbox_table.c.state)).all())
@@ -203,7 +203,7 @@ def test_a_status_without_the_number_is_matched_by_message_id(db):
     leads to the contact."""
     import json
 
-    from connectors.processing import EventProcessor
+    from connectors.inbound import store_status
     from shop import contacts, messages
     from tests.meta_payloads import status
 
@@ -214,7 +214,7 @@ def test_a_status_without_the_number_is_matched_by_message_id(db):
     [recorded] = db.with_cursor(inbox.record, [
         InboxEvent("wamid.out-bsuid:read", "status", bsuid, json.dumps(status("wamid.out-bsuid", bsuid, "read")))
     ], me.instance_id, time.time())
-    db.transaction(EventProcessor._store_status, recorded)
+    db.transaction(store_status, recorded)
     stored = db.transaction(messages.get, "wamid.out-bsuid")
     assert (stored.contact_id, stored.status) == (contact_id, "read")
     with db.engine.connect() as conn:

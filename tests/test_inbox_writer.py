@@ -1,6 +1,7 @@
 """The inbox writer process (SQLite and PostgreSQL) and the recorder's fallback to the
 server process when the writer is gone."""
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -324,3 +325,60 @@ async def test_on_postgresql_a_connection_the_database_closed_is_replaced(postgr
         db.dispose()
     assert [wire.parse_envelope(i.payload).text for i in items] == ["one", "two"]
     assert [row.event_id for row in stored(db)] == [i.event_id for i in items]
+
+
+# ----------------------------------------------------------------------- statuses in the writer
+
+
+def outbound_rows(db):
+    from shop.schema import outbound
+
+    with db.engine.connect() as conn:
+        return {r.message_id: r for r in conn.execute(sa.select(outbound)).all()}
+
+
+async def test_a_listening_writer_applies_statuses_itself_and_reports_only_the_rest(db):
+    """Statuses need no dialogue: the writer applies them (a campaign brings hundreds a
+    second), and the server hears only of the customer's message."""
+    from shop import contacts, messages
+
+    customer = "4917006"
+    contact_id = db.transaction(contacts.resolve, contacts.Identifiers(phone=customer, profile_name="Kim"), time.time()).contact_id
+    db.with_cursor(messages.record_sent, "wamid.offer", contact_id, "template")
+    received = Received()
+    recorder, _, url = await listening_recorder(db, received)
+    try:
+        async with aiohttp.ClientSession() as session:
+            for kind in ("sent", "delivered", "read"):
+                assert await post(session, url, meta_payloads.statuses(meta_payloads.status("wamid.offer", customer, kind))) == (200, {"status": "ok"})
+            # Of nobody we know (an erased customer's last answer): dropped.
+            assert (await post(session, url, meta_payloads.statuses(meta_payloads.status("wamid.gone", "4917999", "read"))))[0] == 200
+            assert (await post(session, url, meta_payloads.text(customer, "what is in the offer?")))[0] == 200
+            [item] = await received.wait_for(1)
+    finally:
+        await recorder.stop()  # the writer applies what it received before it ends
+    assert item.kind == "message" and received.items == [item]
+    offer = outbound_rows(db)["wamid.offer"]
+    assert (offer.status, offer.contact_id) == ("read", contact_id)
+    assert offer.sent_at and offer.delivered_at and offer.read_at and offer.pricing_category == "service"
+    with db.engine.connect() as conn:
+        states = conn.execute(sa.select(inbox_table.c.kind, inbox_table.c.state).order_by(inbox_table.c.seq)).all()
+    assert states == [("status", "done")] * 3 + [("message", "pending")]
+
+
+def test_a_status_the_writer_cannot_apply_goes_to_the_server_and_the_others_are_applied(sqlite_db, caplog):
+    from shop import contacts, messages
+
+    contact_id = sqlite_db.transaction(contacts.resolve, contacts.Identifiers(phone="4917007"), time.time()).contact_id
+    sqlite_db.with_cursor(messages.record_sent, "wamid.fine", contact_id, "text")
+    me = WorkerIdentity.current()
+    fine, broken = sqlite_db.with_cursor(inbox.record, [
+        InboxEvent("wamid.fine:delivered", "status", "4917007", json.dumps(meta_payloads.status("wamid.fine", "4917007", "delivered"))),
+        InboxEvent("wamid.broken:read", "status", "4917007", '{"id": "wamid.broken"}'),  # no status: cannot be parsed
+    ], me.instance_id, time.time())
+    assert inbox_writer.apply_statuses(sqlite_db, [fine, broken]) == [broken]
+    assert outbound_rows(sqlite_db)["wamid.fine"].status == "delivered"
+    assert "Applying status event wamid.broken:read failed" in caplog.text
+    with sqlite_db.engine.connect() as conn:
+        states = dict(conn.execute(sa.select(inbox_table.c.event_id, inbox_table.c.state)).all())
+    assert states == {"wamid.fine:delivered": "done", "wamid.broken:read": "pending"}

@@ -17,7 +17,7 @@ from connectors.graph_api import ErrorClass, GraphApiClient, GraphApiConfig, Gra
 from connectors.outbound import Deferred, OutsideWindow, WhatsAppSender, resend_unconfirmed_after
 from connectors import inbox, wire
 from connectors.inbox import InboxEvent, InboxItem
-from connectors.processing import EventProcessor
+from connectors.inbound import store_status
 from shop import consent, contacts, messages, outbox
 from shop.db import cursor_of
 from shop.schema import outbox as outbox_table
@@ -292,7 +292,7 @@ async def test_a_send_meta_reports_after_the_crash_is_not_sent_again(graph, send
     unconfirmed = interrupted(sqlite_db, kim)
     # The status of the interrupted send arrives (Meta took it before the crash) ...
     with sqlite_db.engine.begin() as conn:
-        EventProcessor._store_status(conn, status_item("wamid.took", unconfirmed.record_id))
+        store_status(conn, status_item("wamid.took", unconfirmed.record_id))
     [record] = sqlite_db.transaction(messages.for_contact, kim)
     assert (record.message_id, record.status, record.in_reply_to) == ("wamid.took", "sent", "wamid.in")
     # ... so the replayed turn skips the position like any sent one.
@@ -310,7 +310,7 @@ async def test_a_status_after_the_replay_cancels_the_copy_waiting_in_the_outbox(
     [waiting, behind] = rows(sqlite_db, outbox_table)
     assert waiting["not_before"] >= time.time() + 59  # SHOP_RESEND_UNCONFIRMED_AFTER (60 s) after the replay
     with sqlite_db.engine.begin() as conn:
-        EventProcessor._store_status(conn, status_item("wamid.took", unconfirmed.record_id))
+        store_status(conn, status_item("wamid.took", unconfirmed.record_id))
     due_now(sqlite_db)
     assert rows(sqlite_db, outbox_table)[0]["state"] == "sent"  # the copy: done, Meta has it
     assert await sender.flush_outbox("me") == 1  # the next message
