@@ -10,6 +10,12 @@ With `retrieval_intents_as_classes` the model learns every FAQ topic (`faq/shipp
 `faq/returns`, ...) as a class of its own and reports their summed probability as `faq`:
 one linear boundary around ten unrelated topics is what it drew worst (held-out: about one
 point of intent accuracy per language, most of it faq vs. product and order questions).
+Every class is weighted as a whole intent (`class_weight="balanced"`), so summed, the ten
+topics carry the prior of ten intents and pull borderline messages (someone's own payment
+problem, another shop's opening hours) into `faq`. `retrieval_intent_weight` scales the
+topics' probabilities before the intents are compared (the ranking is normalised again):
+on the held-out data (2026-12-03) 0.5 against 1.0 gave +0.5 to +1.4 points of intent
+accuracy in six languages with C=30, -0.7 to +1.2 (ru) with C=100; FAQ answers unchanged.
 
 With `select_responses` as well, the same probabilities pick the answer: the most likely
 topic of each retrieval intent is written to the message's `response_selector` property,
@@ -38,10 +44,10 @@ from rasa.nlu.constants import (
 from rasa.shared.nlu.constants import (
     FEATURE_TYPE_SENTENCE, INTENT_RESPONSE_KEY, PREDICTED_CONFIDENCE_KEY, RESPONSE_IDENTIFIER_DELIMITER, TEXT,
 )
-from rasa.shared.nlu.training_data.util import intent_response_key_to_template_key
-from rasa.utils.tensorflow.constants import RANKING_LENGTH
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
+from rasa.shared.nlu.training_data.util import intent_response_key_to_template_key
+from rasa.utils.tensorflow.constants import RANKING_LENGTH
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +58,8 @@ class TfidfLogisticRegressionClassifier(LogisticRegressionClassifier):
     def get_default_config() -> Dict[Text, Any]:
         # `featurizers`: the aliases of the featurizers to use (empty: all), as for DIET.
         return {**LogisticRegressionClassifier.get_default_config(), "C": 10.0, "max_iter": 2000, "sublinear_tf": True,
-                "featurizers": [], "retrieval_intents_as_classes": False, "select_responses": False}
+                "featurizers": [], "retrieval_intents_as_classes": False, "select_responses": False,
+                "retrieval_intent_weight": 1.0}
 
     def __init__(self, config: Dict[Text, Any], name: Text, model_storage: ModelStorage, resource: Resource) -> None:
         super().__init__(config, name, model_storage, resource)
@@ -64,6 +71,9 @@ class TfidfLogisticRegressionClassifier(LogisticRegressionClassifier):
             tol=self.config["tol"], random_state=self.config["random_state"], dual=False, fit_intercept=True,
         )
         self.idf: Optional[np.ndarray] = None
+        # Per class (the model's column order): its intent, and the scale of its probability.
+        self._intents: List[Text] = []
+        self._scales: Optional[np.ndarray] = None
         # The retrieval intents' answers (`utter_faq/returns` -> response variations), as the
         # ResponseSelector reports them with its prediction.
         self.responses: Dict[Text, List[Dict[Text, Any]]] = {}
@@ -107,9 +117,16 @@ class TfidfLogisticRegressionClassifier(LogisticRegressionClassifier):
         self.idf = np.log((1 + len(examples)) / (1 + document_frequency)) + 1.0  # sklearn's smooth idf
         self.clf.fit(self._weigh(counts), [self._label(e) for e in examples])
         self._keep_coefficients_by_feature()
+        self._know_classes()
         self.responses = dict(training_data.responses) if self.config["select_responses"] else {}
         self.persist()
         return self._resource
+
+    def _know_classes(self) -> None:
+        """What `process` needs per class, worked out once (not per message)."""
+        self._intents = [str(name).split(RESPONSE_IDENTIFIER_DELIMITER)[0] for name in self.clf.classes_]
+        weight = float(self.config["retrieval_intent_weight"])
+        self._scales = np.array([weight if RESPONSE_IDENTIFIER_DELIMITER in str(name) else 1.0 for name in self.clf.classes_])
 
     def _keep_coefficients_by_feature(self) -> None:
         """sklearn scores a message as `X @ coef_.T`; scipy needs `coef_.T` C-contiguous for
@@ -121,15 +138,17 @@ class TfidfLogisticRegressionClassifier(LogisticRegressionClassifier):
         return example.get_full_intent() if self.config["retrieval_intents_as_classes"] else example.get("intent")
 
     def process(self, messages: List[Message]) -> List[Message]:
-        """The most likely intent and the ranking; retrieval intents' topics summed."""
+        """The most likely intent and the ranking; retrieval intents' topics summed, each scaled by
+        `retrieval_intent_weight`."""
         if not messages:
             return messages
         probabilities = self.clf.predict_proba(self._create_X(messages))
         for message, row in zip(messages, probabilities):
+            scaled = row * self._scales if self._scales is not None else row
+            total = float(scaled.sum()) or 1.0
             summed: Dict[Text, float] = {}
-            for name, confidence in zip(self.clf.classes_, row):
-                intent = str(name).split(RESPONSE_IDENTIFIER_DELIMITER)[0]
-                summed[intent] = summed.get(intent, 0.0) + float(confidence)
+            for intent, confidence in zip(self._intents, scaled):
+                summed[intent] = summed.get(intent, 0.0) + float(confidence) / total
             ranking = [{"name": name, "confidence": confidence}
                        for name, confidence in sorted(summed.items(), key=lambda item: -item[1])]
             message.set("intent", ranking[0], add_to_output=True)
@@ -189,6 +208,7 @@ class TfidfLogisticRegressionClassifier(LogisticRegressionClassifier):
             component = cls(config, execution_context.node_name, model_storage, resource)
             component.clf = sio.load(model_dir / f"{resource.name}.skops", trusted=True)
             component._keep_coefficients_by_feature()
+            component._know_classes()
             component.idf = np.load(model_dir / "idf.npy", allow_pickle=False)
             responses = model_dir / "responses.json"
             if responses.exists():

@@ -107,6 +107,31 @@ def test_faq_topics_are_classes_of_their_own_and_reported_as_faq(storage):
     assert sum(r["confidence"] for r in ranking) == pytest.approx(1.0)
 
 
+@pytest.mark.parametrize("weight", [0.5, 0.2])
+def test_retrieval_intent_weight_scales_the_topics_before_the_intents_are_compared(storage, weight):
+    """Ten topics weighted as ten intents carry ten intents' prior when summed: the weight
+    takes some of it back. The ranking stays a distribution; the topics' own ranking (the
+    FAQ answer) does not change."""
+    config = {**TfidfLogisticRegressionClassifier.get_default_config(), "retrieval_intents_as_classes": True,
+              "retrieval_intent_weight": weight, "select_responses": True}
+    classifier = TfidfLogisticRegressionClassifier.create(config, storage, Resource("intents"), context())
+    classifier.train(faq_training_data(FAQ_RESPONSES))
+    [asked] = classifier.process([message("how much is my order")])
+    p = dict(zip(classifier.clf.classes_, classifier.clf.predict_proba(classifier._create_X([asked]))[0]))
+    faq = weight * (p["faq/shipping"] + p["faq/hours"])
+    total = faq + sum(v for k, v in p.items() if "/" not in k)
+    ranking = {r["name"]: r["confidence"] for r in asked.get("intent_ranking")}
+    assert ranking["faq"] == pytest.approx(faq / total)
+    assert ranking["order_status"] == pytest.approx(p["order_status"] / total)
+    assert sum(ranking.values()) == pytest.approx(1.0)
+    selected = asked.get("response_selector")["faq"]["response"]
+    assert selected["confidence"] == pytest.approx(max(p["faq/shipping"], p["faq/hours"]) / (p["faq/shipping"] + p["faq/hours"]))
+    # Loaded from disk, the weight still applies.
+    loaded = TfidfLogisticRegressionClassifier.load(config, storage, Resource("intents"), context())
+    [again] = loaded.process([message("how much is my order")])
+    assert again.get("intent_ranking") == asked.get("intent_ranking")
+
+
 @pytest.mark.parametrize("sublinear_tf", [True, False])
 def test_weighting_is_sklearns_tfidf_with_l2_norm(storage, sublinear_tf):
     """The per-message weighting (kept cheap on a vocabulary of hundreds of thousands of
