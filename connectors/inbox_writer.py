@@ -53,6 +53,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import sqlalchemy as sa
 
 from connectors import inbox
+from connectors.inbound import store_status
 from connectors.inbox import InboxEvent, InboxItem
 from shop import logs
 from shop.db import Database
@@ -190,8 +191,6 @@ def apply_statuses(db: Database, items: Sequence[InboxItem]) -> List[InboxItem]:
     """Applies status events (`inbound.store_status`), a batch in one transaction; the
     ones that failed are returned (for the server, which retries and logs them). Runs
     on the writer's status thread."""
-    from connectors.inbound import store_status
-
     def store_all(conn: Any) -> None:
         for item in items:
             store_status(conn, item)
@@ -256,17 +255,15 @@ async def serve_with_webhooks(url: str, listener: WebhookListener, owner: str) -
             while len(batch) < STATUS_BATCH and not statuses.empty():
                 batch.append(statuses.get_nowait())
             try:
-                try:
-                    failed = await loop.run_in_executor(status_thread, apply_with_own_database, batch)
-                except Exception:  # the database could not be opened
-                    logger.exception("Applying status events failed; the server will")
-                    failed = batch
-                metrics.EVENTS_PROCESSED.labels("status", "done").inc(len(batch) - len(failed))
-                if failed:
-                    report(failed)
-            finally:
-                for _ in batch:
-                    statuses.task_done()
+                failed = await loop.run_in_executor(status_thread, apply_with_own_database, batch)
+            except Exception:  # the database could not be opened
+                logger.exception("Applying status events failed; the server will")
+                failed = batch
+            metrics.EVENTS_PROCESSED.labels("status", "done").inc(len(batch) - len(failed))
+            if failed:
+                report(failed)
+            for _ in batch:
+                statuses.task_done()
 
     applying = loop.create_task(apply_status_events())
 
@@ -300,10 +297,12 @@ async def serve_with_webhooks(url: str, listener: WebhookListener, owner: str) -
         await answer.prepare(request)
         await answer.write_eof()
         metrics.count_webhook("webhook", verdict.status, started)
-        for_server = [item for item in items if item.kind != "status"]
+        for_server: List[InboxItem] = []
         for item in items:
             if item.kind == "status":
                 statuses.put_nowait(item)
+            else:
+                for_server.append(item)
         if for_server:
             report(for_server)
         return answer
