@@ -108,6 +108,10 @@ class Settings:
     # `unknown`. Groups are a tenth of a second's worth (the burst) or this, if smaller.
     concurrency: int = 0
     idle: float = 0.5  # how often an idle sender looks for work (pause/cancel/new rows)
+    # Added to the process's CPU niceness at start (`SHOP_SENDER_NICE`, 0-19): a campaign
+    # is batch work, and on a machine whose cores it shares with the bot it should take
+    # what the webhook acknowledgements and the customers' turns leave.
+    nice: int = 10
     housekeeping: float = 2.0  # heartbeat, dead senders, scheduled and finished campaigns
 
     @property
@@ -139,7 +143,22 @@ class Settings:
             sender_id=env.get("SHOP_SENDER_ID") or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}",
             default_language=env.get("SHOP_DEFAULT_LANGUAGE") or "en",
             concurrency=int(env.get("SHOP_SENDER_CONCURRENCY") or 0),
+            nice=parse_nice(env.get("SHOP_SENDER_NICE")),
         )
+
+
+def parse_nice(text: Optional[str]) -> int:
+    """`SHOP_SENDER_NICE`: how much lower than its parent's the sender's CPU priority is
+    (0-19; unset: 10)."""
+    if text is None or not text.strip():
+        return 10
+    try:
+        nice = int(text)
+    except ValueError:
+        nice = -1
+    if not 0 <= nice <= 19:
+        raise ValueError(f"SHOP_SENDER_NICE must be a whole number 0-19, got {text!r}")
+    return nice
 
 
 # --------------------------------------------------------------------------- sender
@@ -500,6 +519,8 @@ def graph_client(env: Mapping[str, str], connections: int = 64) -> GraphApiClien
 
 async def main_async(env: Mapping[str, str]) -> None:
     settings = Settings.from_env(env)
+    if settings.nice:
+        os.nice(settings.nice)
     metrics_port = metrics.port_from_env(env)
     if metrics_port is not None:  # SHOP_SENDER_METRICS_PORT: GET /metrics (marketing/metrics.py)
         metrics.serve(metrics_port)

@@ -552,3 +552,27 @@ def _settled(db):
     states = Counter(r["state"] for r in sends(db))
     return states["sending"] == 0 and states["sent"] > 0 and all(
         r["claimed_by"] is None or r["state"] != "queued" for r in sends(db))
+
+
+def test_sender_priority_setting_defaults_to_10_and_rejects_nonsense():
+    assert Settings.from_env({"SHOP_TIMEZONE": "Europe/Berlin"}).nice == 10
+    assert Settings.from_env({"SHOP_TIMEZONE": "Europe/Berlin", "SHOP_SENDER_NICE": "0"}).nice == 0
+    for bad in ("-5", "20", "low"):
+        with pytest.raises(ValueError, match="SHOP_SENDER_NICE"):
+            Settings.from_env({"SHOP_TIMEZONE": "Europe/Berlin", "SHOP_SENDER_NICE": bad})
+
+
+@pytest.mark.parametrize("nice", ["7", None])
+def test_the_sender_process_runs_at_a_lower_cpu_priority(nice, tmp_path, graph):
+    """Batch work: the webhook acknowledgements and the customers' turns on the same cores go first."""
+    db = Database(f"sqlite:///{tmp_path / 'shop.db'}")
+    env = sender_env(tmp_path, graph, db.url, LOG_LEVEL="INFO", **({"SHOP_SENDER_NICE": nice} if nice else {}))
+    process = start_sender(env, tmp_path / "sender.log")
+    try:
+        wait_until(lambda: "Campaign sender sender-1" in (tmp_path / "sender.log").read_text() or process.poll() is not None,
+                   60, "the sender running")
+        assert process.poll() is None, (tmp_path / "sender.log").read_text()
+        assert os.getpriority(os.PRIO_PROCESS, process.pid) == os.getpriority(os.PRIO_PROCESS, 0) + int(nice or 10)
+    finally:
+        stop_sender(process)
+    db.dispose()
