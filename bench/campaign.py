@@ -48,7 +48,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
 
 from bench.stack import (  # noqa: E402
-    FakeMetaClient, RssSampler, Stack, calibrate, deliver, load_average, pct, probe_status_acks, project_model,
+    FakeMetaClient, RssSampler, Stack, calibrate, cpu_shares, deliver, load_average, pct, probe_status_acks, project_model,
     signed_webhook, start_fake_meta, work_directory,
 )
 from shop import audiences, campaigns, templates  # noqa: E402
@@ -118,6 +118,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--idle-turns", type=int, default=20, help="conversation turns measured before any campaign")
     parser.add_argument("--think", type=float, default=1.0, help="seconds the customer waits between turns")
     parser.add_argument("--statuses-per-webhook", type=int, default=1, help="Meta may batch up to 1000")
+    parser.add_argument("--sender-nice", help="SHOP_SENDER_NICE of the senders (default: the sender's, 10)")
+    parser.add_argument("--fake-nice", type=int, default=0,
+                        help="CPU niceness of the fake Meta (it stands for Meta's machines: 10 lets the shop's "
+                             "processes go first on cores they share with it)")
     parser.add_argument("--rss-every", type=float, default=30.0)
     parser.add_argument("--profile", action="store_true", help="run the sender under cProfile and print the top")
     parser.add_argument("--workdir", type=Path, help="keep logs and databases here (default: a temporary directory)")
@@ -218,6 +222,7 @@ class Context:
     session: aiohttp.ClientSession
     expected: Dict[str, int] = field(default_factory=dict)
     senders: List[Process] = field(default_factory=list)
+    sampler: Optional[RssSampler] = None
     run_id: int = field(default_factory=lambda: time.time_ns() % 10**5)
     customers: int = 0
 
@@ -229,6 +234,7 @@ def start_sender(ctx: Context, name: str, rate: float, limit: str, profile: Opti
         SHOP_SENDER_ID=name, RASA_ENDPOINTS=str(ctx.workdir / "no-endpoints.yml"), SHOP_DEFAULT_LANGUAGE="en",
         SHOP_TEMPLATES=str(ROOT / "templates.yml"), LOG_LEVEL="WARNING",
         **({"SHOP_REDIS_URL": ctx.args.redis_url} if ctx.args.redis_url else {}),
+        **({"SHOP_SENDER_NICE": ctx.args.sender_nice} if ctx.args.sender_nice is not None else {}),
     )
     command = [sys.executable] + (["-m", "cProfile", "-o", str(profile)] if profile else []) + ["-m", "marketing.sender"]
     return Process(name, command, env, ROOT, ctx.workdir / f"{name}.log").start()
@@ -305,6 +311,7 @@ async def rate_pass(ctx: Context, rate: float, idle: List[float]) -> None:
     profiles = [ctx.workdir / f"sender-{rate:g}-{n}.prof" if args.profile else None for n in range(args.senders)]
     ctx.senders = [start_sender(ctx, f"sender-{rate:g}-{n}", rate, "unlimited", profiles[n]) for n in range(args.senders)]
     probe = start_probe(ctx.stack.webhook_url)
+    cpu_from, cpu_started = ctx.sampler.cpu(bench=os.getpid(), probe=probe[0].pid) if ctx.sampler else {}, time.monotonic()
     stop = asyncio.Event()
     chatting = asyncio.create_task(conversation(ctx, stop))
     deadline = time.monotonic() + args.recipients / share * 4 + 300
@@ -318,6 +325,7 @@ async def rate_pass(ctx: Context, rate: float, idle: List[float]) -> None:
             last = done // max(1, args.recipients // 10)
             print(f"  {done:,} of {args.recipients:,} handled; {load_average()}", flush=True)
         await asyncio.sleep(1.0)
+    cpu_to, cpu_took = ctx.sampler.cpu(bench=os.getpid(), probe=probe[0].pid) if ctx.sampler else {}, time.monotonic() - cpu_started
     stop.set()
     during = await chatting
     probe_acks = await loop.run_in_executor(None, finish_probe, probe)
@@ -340,6 +348,8 @@ async def rate_pass(ctx: Context, rate: float, idle: List[float]) -> None:
     print(f"  conversation during the campaign: p50 {pct(during, 50):.0f} ms  p90 {pct(during, 90):.0f} ms (n={len(during)}) "
           f"vs idle p50 {pct(idle, 50):.0f} ms  p90 {pct(idle, 90):.0f} ms: {pct(during, 50) / pct(idle, 50):.2f}x   "
           f"(bar <= 1.5x)")
+    print(f"  CPU while sending, share of one core (2 cores = 2.00): {cpu_shares(cpu_from, cpu_to, cpu_took)}  "
+          f"(sum {sum(cpu_to.get(n, 0) - v for n, v in cpu_from.items()) / cpu_took:.2f})")
     print(f"  statuses all posted and processed {drain_s:.0f} s after the last send was handled")
     fake_counts = (await ctx.fake.statuses(since)).get(TEMPLATE, {})
     counts, source = await loop.run_in_executor(None, shop_counts, ctx.db, name, campaign.id)
@@ -402,7 +412,7 @@ async def main_async(args: argparse.Namespace, workdir: Path) -> None:
     db_url = args.shop_db_url or f"sqlite:///{workdir / 'shop.db'}"
     stack = Stack(model, workdir, "")
     extra = ["--statuses", "--batch", str(args.statuses_per_webhook), "--messaging-limit", "TIER_UNLIMITED"]
-    fake_process, fake_url = start_fake_meta(workdir, stack.webhook_url, *extra)
+    fake_process, fake_url = start_fake_meta(workdir, stack.webhook_url, *extra, nice=args.fake_nice)
     stack.graph_url = fake_url
     if args.shop_db_url:
         stack.extra_env["SHOP_DB_URL"] = db_url
@@ -431,6 +441,7 @@ async def main_async(args: argparse.Namespace, workdir: Path) -> None:
             sampler = RssSampler(lambda: {**stack.pids(), "fake-meta": fake_process.popen.pid,  # type: ignore[union-attr]
                                           **{p.name: p.popen.pid for p in context.senders if p.alive()}},  # type: ignore[union-attr]
                                  args.rss_every)
+            ctx.sampler = sampler
             sampling = asyncio.create_task(sampler.run(stop_sampling))
             ctx.expected = await calibrate(ctx.fake, session, stack.webhook_url, TEXTS, f"4478{ctx.run_id:05d}")
             idle = await conversation(ctx, asyncio.Event(), args.idle_turns)

@@ -74,10 +74,12 @@ def project_model(given: Optional[Path]) -> Path:
 # ------------------------------------------------------------------ the fake Meta
 
 
-def start_fake_meta(workdir: Path, webhook_url: str, *extra: str) -> Tuple[Process, str]:
+def start_fake_meta(workdir: Path, webhook_url: str, *extra: str, nice: int = 0) -> Tuple[Process, str]:
+    """`nice`: the fake's CPU niceness; it stands for Meta's servers, which in production
+    take nothing from the shop's cores."""
     port = free_port()
     env = base_env()
-    process = Process("fake-meta", [sys.executable, str(ROOT / "bench" / "fake_meta.py"), "--port", str(port),
+    process = Process("fake-meta", ["nice", "-n", str(nice)] * bool(nice) + [sys.executable, str(ROOT / "bench" / "fake_meta.py"), "--port", str(port),
                                     "--webhook-url", webhook_url, "--app-secret", SECRET, *extra],
                       env, ROOT, workdir / "fake-meta.log").start()
     url = f"http://127.0.0.1:{port}"
@@ -304,6 +306,17 @@ def cmdline(pid: int) -> str:
         return ""
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) the process has used so far, its threads included."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_shares(before: Dict[str, float], after: Dict[str, float], seconds: float) -> str:
+    """Per process, the share of one core it used between two `cpu_seconds` readings."""
+    return "  ".join(f"{name} {(after[name] - before[name]) / seconds:.2f}" for name in after if name in before)
+
+
 # ------------------------------------------------------------------ memory over time
 
 
@@ -338,6 +351,16 @@ class RssSampler:
                 await asyncio.wait_for(stop.wait(), self.every)
             except asyncio.TimeoutError:
                 pass
+
+    def cpu(self, **more: int) -> Dict[str, float]:
+        """`cpu_seconds` of the sampled processes and of `more` (name=pid)."""
+        now: Dict[str, float] = {}
+        for name, pid in {**self.pids(), **more}.items():
+            try:
+                now[name] = cpu_seconds(pid) if pid is not None else 0.0
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+        return {name: value for name, value in now.items() if value}
 
     def report(self, skip_first: int = 1, after: float = 0.0) -> List[str]:
         """Per process: first, last, max and the slope (MiB/min) after the first

@@ -2,6 +2,8 @@
 pure functions that turn what they saw into the numbers they print. The benchmarks
 themselves run the real stack for minutes and are not part of the test suite."""
 import json
+import os
+import time
 from collections import Counter
 
 import pytest
@@ -77,3 +79,11 @@ def test_memory_slope_per_minute():
     assert stack.slope_per_minute([(0, 100.0), (30, 101.0), (60, 102.0)]) == pytest.approx(2.0)
     assert stack.slope_per_minute([(0, 100.0)]) == 0.0
     assert stack.slope_per_minute([(0, 100.0), (60, 100.0), (120, 100.0)]) == 0.0
+
+
+def test_cpu_time_of_a_process_and_its_share_of_a_core():
+    before, started = stack.cpu_seconds(os.getpid()), time.process_time()
+    while time.process_time() - started < 0.3:  # work on this process's own CPU clock
+        sum(range(1000))
+    assert stack.cpu_seconds(os.getpid()) - before >= 0.2
+    assert stack.cpu_shares({"a": 1.0, "b": 2.0}, {"a": 2.0, "b": 2.5, "new": 9.0}, 2.0) == "a 0.50  b 0.25"
