@@ -357,10 +357,11 @@ class RssSampler:
         now: Dict[str, float] = {}
         for name, pid in {**self.pids(), **more}.items():
             try:
-                now[name] = cpu_seconds(pid) if pid is not None else 0.0
+                if pid is not None:
+                    now[name] = cpu_seconds(pid)
             except (FileNotFoundError, ProcessLookupError):
                 continue
-        return {name: value for name, value in now.items() if value}
+        return now
 
     def report(self, skip_first: int = 1, after: float = 0.0) -> List[str]:
         """Per process: first, last, max and the slope (MiB/min) after the first
