@@ -311,7 +311,11 @@ async def rate_pass(ctx: Context, rate: float, idle: List[float]) -> None:
     profiles = [ctx.workdir / f"sender-{rate:g}-{n}.prof" if args.profile else None for n in range(args.senders)]
     ctx.senders = [start_sender(ctx, f"sender-{rate:g}-{n}", rate, "unlimited", profiles[n]) for n in range(args.senders)]
     probe = start_probe(ctx.stack.webhook_url)
-    cpu_from, cpu_started = ctx.sampler.cpu(bench=os.getpid(), probe=probe[0].pid) if ctx.sampler else {}, time.monotonic()
+
+    def cpu_now() -> Dict[str, float]:
+        return ctx.sampler.cpu(bench=os.getpid(), probe=probe[0].pid) if ctx.sampler else {}
+
+    cpu_from, cpu_started = cpu_now(), time.monotonic()
     stop = asyncio.Event()
     chatting = asyncio.create_task(conversation(ctx, stop))
     deadline = time.monotonic() + args.recipients / share * 4 + 300
@@ -325,7 +329,7 @@ async def rate_pass(ctx: Context, rate: float, idle: List[float]) -> None:
             last = done // max(1, args.recipients // 10)
             print(f"  {done:,} of {args.recipients:,} handled; {load_average()}", flush=True)
         await asyncio.sleep(1.0)
-    cpu_to, cpu_took = ctx.sampler.cpu(bench=os.getpid(), probe=probe[0].pid) if ctx.sampler else {}, time.monotonic() - cpu_started
+    cpu_to, cpu_took = cpu_now(), time.monotonic() - cpu_started
     stop.set()
     during = await chatting
     probe_acks = await loop.run_in_executor(None, finish_probe, probe)
@@ -349,7 +353,7 @@ async def rate_pass(ctx: Context, rate: float, idle: List[float]) -> None:
           f"vs idle p50 {pct(idle, 50):.0f} ms  p90 {pct(idle, 90):.0f} ms: {pct(during, 50) / pct(idle, 50):.2f}x   "
           f"(bar <= 1.5x)")
     print(f"  CPU while sending, share of one core (2 cores = 2.00): {cpu_shares(cpu_from, cpu_to, cpu_took)}  "
-          f"(sum {sum(cpu_to.get(n, 0) - v for n, v in cpu_from.items()) / cpu_took:.2f})")
+          f"(sum {sum(cpu_to[n] - v for n, v in cpu_from.items() if n in cpu_to) / cpu_took:.2f})")
     print(f"  statuses all posted and processed {drain_s:.0f} s after the last send was handled")
     fake_counts = (await ctx.fake.statuses(since)).get(TEMPLATE, {})
     counts, source = await loop.run_in_executor(None, shop_counts, ctx.db, name, campaign.id)

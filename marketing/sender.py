@@ -152,10 +152,7 @@ def parse_nice(text: Optional[str]) -> int:
     (0-19; unset: 10)."""
     if text is None or not text.strip():
         return 10
-    try:
-        nice = int(text)
-    except ValueError:
-        nice = -1
+    nice = int(text) if text.strip().isdigit() else -1
     if not 0 <= nice <= 19:
         raise ValueError(f"SHOP_SENDER_NICE must be a whole number 0-19, got {text!r}")
     return nice
