@@ -150,7 +150,10 @@ def test_every_trigger_hands_the_chat_to_the_right_team(shop_stack, messages, re
     contact_id = contact_id_of(shop_stack, wa_id, timeout=10)
     wait_until(lambda: open_handoff(shop_stack, contact_id) is not None, 30, "the handoff request")
     assert tuple(open_handoff(shop_stack, contact_id)) == (reason, label)
-    assert any(f"*{label}*" in body(m) for m in shop_stack.simulator.messages_to(wa_id))
+    # The handoff is recorded before the bot's last messages of that turn go out (an answer
+    # to the order number, then the handoff message): wait for the one naming the team.
+    wait_until(lambda: any(f"*{label}*" in body(m) for m in shop_stack.simulator.messages_to(wa_id)),
+               30, f"the handoff message naming {label!r}")
     # From now on the bot is quiet: a further message is kept for the agents, not answered.
     seq = shop_stack.simulator.last_seq()
     hello = shop_stack.simulator.customer_says(wa_id, type="text", text="hello?")
