@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from shop.db import insert, placeholder
+from shop.db import cursor_of, insert, placeholder
 from shop.schema import (
     campaign_sends, consent_events, contact_identifiers, contact_labels, contacts, handoffs, inbound_messages, media, orders, outbound,
     outbox,
@@ -438,5 +438,9 @@ def exists(conn: Connection, contact_id: str, lock: bool = False) -> bool:
     """With `lock`, an erasure of the contact (which deletes the contact first) waits
     until this transaction is over, so nothing written in it outlives the erasure.
     (SQLite needs no row lock: its write transactions run one at a time.)"""
-    query = sa.select(contacts.c.contact_id).where(contacts.c.contact_id == contact_id)
-    return conn.execute(query.with_for_update() if lock else query).first() is not None
+    cursor, dialect = cursor_of(conn)  # raw SQL: once per status webhook
+    cursor.execute(
+        f"SELECT 1 FROM contacts WHERE contact_id = {placeholder(dialect)}" + (" FOR UPDATE" if lock and dialect != "sqlite" else ""),
+        (contact_id,),
+    )
+    return cursor.fetchone() is not None

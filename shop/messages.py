@@ -9,7 +9,7 @@ from typing import Any, Dict, Optional, Set
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from shop.db import insert, placeholder
+from shop.db import cursor_of, insert, placeholder
 from shop.schema import media, outbound, outbox
 
 # Statuses only move forward; webhooks arrive out of order and more than once.
@@ -197,32 +197,37 @@ def apply_status(
     delivery: Delivery = Delivery(),
 ) -> None:
     """A status webhook. Keeps the furthest status, the time of each step, whom it
-    reached and its price."""
+    reached and its price. Raw SQL in the caller's transaction: a campaign brings
+    hundreds of statuses a second, and building and compiling this upsert with
+    SQLAlchemy cost ten times what SQLite takes to run it."""
     if status not in _STATUS_TIME_COLUMN:
         return
+    cursor, dialect = cursor_of(conn)
+    m = placeholder(dialect)
     rank = STATUS_RANK[status]
     time_column = _STATUS_TIME_COLUMN[status]
     errors = {"error_code": error.code, "error_title": error.title, "error_details": error.details} if error else {}
-    known = delivery.values()
-    conn.execute(
-        insert(conn, outbound)
-        .values(message_id=message_id, contact_id=contact_id, status=status, status_rank=rank, **{time_column: at}, **errors, **known)
-        .on_conflict_do_update(
-            index_elements=["message_id"],
-            set_={
-                "status": sa.case((outbound.c.status_rank < rank, status), else_=outbound.c.status),
-                "status_rank": sa.case((outbound.c.status_rank < rank, rank), else_=outbound.c.status_rank),
-                time_column: sa.func.coalesce(getattr(outbound.c, time_column), at),
-                **errors,
-                **known,
-            },
-        )
+    known: Dict[str, Any] = {**errors, **delivery.values()}
+    columns = ["message_id", "contact_id", "status", "status_rank", time_column, *known]
+    updates = [
+        f"status = CASE WHEN wa_outbound.status_rank < {m} THEN excluded.status ELSE wa_outbound.status END",
+        f"status_rank = CASE WHEN wa_outbound.status_rank < {m} THEN excluded.status_rank ELSE wa_outbound.status_rank END",
+        f"{time_column} = COALESCE(wa_outbound.{time_column}, excluded.{time_column})",
+        *(f"{column} = excluded.{column}" for column in known),
+    ]
+    cursor.execute(
+        f"INSERT INTO wa_outbound ({', '.join(columns)}) VALUES ({', '.join([m] * len(columns))}) "
+        f"ON CONFLICT (message_id) DO UPDATE SET {', '.join(updates)}",
+        (message_id, contact_id, status, rank, at, *known.values(), rank, rank),
     )
 
 
 def contact_of(conn: Connection, message_id: str) -> Optional[str]:
     """The contact a message we sent went to (statuses are matched by message id)."""
-    return conn.execute(sa.select(outbound.c.contact_id).where(outbound.c.message_id == message_id)).scalar()
+    cursor, dialect = cursor_of(conn)
+    cursor.execute(f"SELECT contact_id FROM wa_outbound WHERE message_id = {placeholder(dialect)}", (message_id,))
+    row = cursor.fetchone()
+    return row[0] if row else None
 
 
 def sent_positions(conn: Connection, in_reply_to: str) -> Set[int]:

@@ -220,3 +220,35 @@ def test_a_status_without_the_number_is_matched_by_message_id(db):
     with db.engine.connect() as conn:
         assert conn.execute(sa.text("SELECT recipient_user_id, recipient_wa_id FROM wa_outbound")).one() == (bsuid, None)
         assert conn.execute(sa.select(inbox_table.c.state)).scalar() == "done"
+
+
+def test_statuses_in_any_order_and_repeated_keep_the_furthest_and_the_first_time_of_each(db):
+    """Meta delivers statuses out of order and more than once (messages.apply_status)."""
+    import itertools
+
+    from shop import contacts, messages
+
+    contact_id = db.transaction(contacts.resolve, contacts.Identifiers(phone="491703"), time.time()).contact_id
+    times = {"sent": 100.0, "delivered": 200.0, "read": 300.0, "failed": 400.0}
+    priced = messages.Delivery("491703", "DE.491703", "PMP", "regular", "marketing")
+    for n, order in enumerate(itertools.permutations(["sent", "delivered", "read", "sent"])):
+        message_id = f"wamid.order-{n}"
+        if n % 2:  # the send's own record first, or a status first
+            db.with_cursor(messages.record_sent, message_id, contact_id, "template")
+        for step, status in enumerate(order):
+            at = times[status] + step  # a repeat carries a later time: the first one stays
+            db.transaction(messages.apply_status, message_id, status, at, contact_id,
+                           delivery=priced if status == "delivered" else messages.Delivery("491703"))
+        with db.engine.connect() as conn:
+            row = conn.execute(sa.text(
+                "SELECT contact_id, status, status_rank, sent_at, delivered_at, read_at, recipient_user_id, pricing_category "
+                "FROM wa_outbound WHERE message_id = :m"), {"m": message_id}).one()
+        first = {s: times[s] + order.index(s) for s in ("sent", "delivered", "read")}
+        assert tuple(row) == (contact_id, "read", 3, first["sent"], first["delivered"], first["read"], "DE.491703", "marketing"), order
+    # A failure after delivery wins (rank 5) and keeps Meta's error.
+    db.transaction(messages.apply_status, "wamid.order-0", "failed", 400.0, contact_id,
+                   error=messages.SendFailure(131026, "Message undeliverable", "details"))
+    stored = db.transaction(messages.get, "wamid.order-0")
+    assert (stored.status, stored.error_code, stored.error_title) == ("failed", 131026, "Message undeliverable")
+    assert db.transaction(messages.contact_of, "wamid.order-0") == contact_id
+    assert db.transaction(messages.contact_of, "wamid.unknown") is None
