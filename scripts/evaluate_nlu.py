@@ -15,10 +15,13 @@ is one example of each of them.
 
 1. Split: the NLU files under --data are loaded one by one (recording the language of
    each example: text and intent -> language, as Rasa's merge and split keep no file
-   origin), merged, and split with Rasa's own stratified splitter (what `rasa data
-   split nlu` does, `TrainingData.train_test_split(fraction, seed)`): the same data and
-   seed give the same split, every intent and faq sub-intent keeps examples in train,
-   and each part keeps the responses its faq examples need.
+   origin), merged, and split stably: an example's part is decided by a hash of the seed
+   and its normalised text (below), about 1 - fraction of the texts in test. The same
+   data and seed give the same split, and new or changed examples do not move the
+   others, so that two rounds of data are measured on mostly the same test examples
+   (Rasa's own splitter, `rasa data split nlu`, re-draws every part when one example
+   changes). Every intent and faq sub-intent keeps examples in train and, with two or
+   more examples, in test; each part keeps the responses its faq examples need.
    Then the test part is made honest: a test example that is a near-duplicate of a
    training example (same text once case-folded, NFKD-decomposed without combining
    marks, without punctuation, symbols/emoji and whitespace, digits as 0; any language,
@@ -211,9 +214,51 @@ def load_nlu_data(data: Path) -> Any:
     return load_nlu_data_with_languages(data)[0]
 
 
+def split_score(text: str, seed: int) -> float:
+    """Where an example's text falls in [0, 1): a hash of the seed and its normalised text
+    (the same in every process and on every machine)."""
+    digest = hashlib.sha256(f"{seed}\0{normalise(text)}".encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
 def split(training_data: Any, fraction: float, seed: int) -> Tuple[Any, Any]:
-    """(train, test) with Rasa's stratified splitter, as `rasa data split nlu` does."""
-    return training_data.train_test_split(train_frac=fraction, random_seed=seed)
+    """(train, test), stable: an example is in test when its split_score is >= `fraction`,
+    so its part depends on its own text and the seed only. New or changed examples never
+    move the others, and all examples with the same normalised text (near-duplicates, in
+    any language and intent) share a part. Then, class by class (intent or faq
+    sub-intent, sorted): a class without training examples gets the text of its lowest
+    score back into train; a class of two or more examples without test examples gives
+    the text of its highest score to test, unless that would leave some class without
+    training examples."""
+    examples = list(training_data.intent_examples)
+    text = {id(m): normalise(m.get("text") or "") for m in examples}
+    score = {id(m): split_score(m.get("text") or "", seed) for m in examples}
+    in_test = {text[id(m)] for m in examples if score[id(m)] >= fraction}
+
+    def members(part_test: bool) -> Dict[str, List[Any]]:
+        found: Dict[str, List[Any]] = {}
+        for m in examples:
+            if (text[id(m)] in in_test) == part_test:
+                found.setdefault(m.get_full_intent(), []).append(m)
+        return found
+
+    classes = sorted({m.get_full_intent() for m in examples})
+    for intent in classes:
+        if intent not in members(False):
+            lowest = min(members(True)[intent], key=lambda m: (score[id(m)], text[id(m)]))
+            in_test.discard(text[id(lowest)])
+    for intent in classes:
+        own = [m for m in examples if m.get_full_intent() == intent]
+        if len(own) < 2 or intent in members(True):
+            continue
+        for candidate in sorted(own, key=lambda m: (-score[id(m)], text[id(m)])):
+            in_test.add(text[id(candidate)])
+            if set(members(False)) == set(classes):
+                break
+            in_test.discard(text[id(candidate)])
+    train = [m for m in examples if text[id(m)] not in in_test]
+    test = [m for m in examples if text[id(m)] in in_test]
+    return part_of(training_data, train), part_of(training_data, test)
 
 
 def needed_responses(training_data: Any, examples: Sequence[Any]) -> Dict[str, Any]:
