@@ -71,6 +71,10 @@ LISTEN_TIMEOUT_SECONDS = 60.0  # the writer's start-up (imports) on a busy machi
 LINE_LIMIT = 64 * 1024 * 1024  # a request line carries whole webhook payloads
 WEBHOOK_PATH = "/webhooks/whatsapp/webhook"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+# How long a thread that wants the GIL waits for the one holding it (Python's default is
+# 5 ms): the event loop acknowledging a webhook must not wait that long behind the
+# status and database threads.
+SWITCH_INTERVAL_SECONDS = 0.0005
 
 
 class WriterUnavailable(Exception):
@@ -558,6 +562,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="inbox writer: %(levelname)s %(message)s")
     logs.configure()  # LOG_FORMAT=json: JSON lines, like the server's
+    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
     if not args.listen:
         serve(args.url)
         return
