@@ -102,6 +102,11 @@ def _connect(url: str) -> Any:
     if parsed.get_backend_name() == "sqlite":
         connection = sqlite3.connect(parsed.database or ":memory:", timeout=0, isolation_level=None)
         connection.execute("PRAGMA synchronous=NORMAL")
+        # No checkpoints inside this connection's commits (one would copy the WAL into
+        # the database file, with an fsync, before a webhook is acknowledged): the shop
+        # database's checkpoint thread does them (shop.db), in the server that started
+        # this writer.
+        connection.execute("PRAGMA wal_autocheckpoint=0")
         return connection
     # Named, so that it can be told apart in pg_stat_activity.
     return sa.create_engine(url, poolclass=sa.pool.NullPool, connect_args={"application_name": "shop inbox writer"}).raw_connection()

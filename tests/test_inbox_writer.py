@@ -106,6 +106,14 @@ def test_the_writer_waits_for_another_connections_write_lock_instead_of_failing(
     assert len(pauses) == 3 and all(p <= 0.002 for p in pauses)
 
 
+def test_the_writers_commits_leave_checkpoints_to_the_checkpoint_thread(sqlite_db):
+    """A checkpoint in the writer's commit would copy the WAL and fsync before the
+    acknowledgement; shop.db's checkpoint thread does them instead."""
+    connection = inbox_writer._connect(sqlite_db.url)
+    assert connection.execute("PRAGMA wal_autocheckpoint").fetchone() == (0,)
+    assert connection.execute("PRAGMA synchronous").fetchone() == (1,)  # NORMAL, as every connection of the shop
+
+
 def test_own_pending_events_that_never_reached_the_dispatcher_are_swept(db):
     me, other = WorkerIdentity.current(), WorkerIdentity("elsewhere", 1, "elsewhere:1:x")
     now = time.time()
