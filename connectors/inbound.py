@@ -99,10 +99,14 @@ def inbox_events(batch: wire.WebhookBatch) -> List[InboxEvent]:
     Events name the customer by BSUID when the webhook has it, else by number."""
     return (
         [InboxEvent(m.id, "message", m.sender.key, m.envelope) for m in batch.messages]
-        + [InboxEvent(f"{s.message_id}:{s.status.value}", "status", s.recipient.key or s.message_id, s.source) for s in batch.statuses]
+        + [InboxEvent(status_event_id(s), "status", s.recipient.key or s.message_id, s.source) for s in batch.statuses]
         + [InboxEvent(p.event_id, "preference", p.customer.key, json.dumps(dataclasses.asdict(p))) for p in batch.preferences]
         + [InboxEvent(c.event_id, "identity", c.current.key, json.dumps(dataclasses.asdict(c))) for c in batch.identity_changes]
     )
+
+
+def status_event_id(status: wire.Status) -> str:
+    return f"{status.message_id}:{status.status.value}"
 
 
 def preference_of(payload: str) -> wire.MarketingPreference:
@@ -122,6 +126,9 @@ class WebhookVerdict:
     status: int
     answer: Dict[str, str]
     events: Tuple[InboxEvent, ...] = ()
+    # The statuses among the events, as parsed (the inbox writer applies them without
+    # parsing their payload again), by event id.
+    statuses: Mapping[str, wire.Status] = dataclasses.field(default_factory=dict, compare=False)
 
 
 def subscription_challenge(query: Mapping[str, Any], verify_token: str) -> Optional[str]:
@@ -158,7 +165,7 @@ def read_webhook(body: bytes, signature_header: Optional[str], app_secret: str) 
         logger.warning("WhatsApp webhook: %s", logs.redact(note))
     for reported in batch.errors:
         logger.error("WhatsApp reported error %s: %s %s", reported.code, reported.title or reported.message, reported.details)
-    return WebhookVerdict(200, {"status": "ok"}, tuple(inbox_events(batch)))
+    return WebhookVerdict(200, {"status": "ok"}, tuple(inbox_events(batch)), {status_event_id(s): s for s in batch.statuses})
 
 
 def apply_status(conn: Any, status: wire.Status, contact_id: str) -> None:
@@ -171,12 +178,13 @@ def apply_status(conn: Any, status: wire.Status, contact_id: str) -> None:
     )
 
 
-def store_status(conn: Any, item: InboxItem) -> None:
-    """A status event of the inbox, applied and marked done in the caller's transaction.
-    Matched by message id (the recipient's number is absent after a send to a BSUID); a
-    status that arrives before the send was recorded is matched by the recipient's
-    identifiers. Idempotent: applying one twice changes nothing."""
-    status = wire.parse_status(json.loads(item.payload))
+def store_status(conn: Any, item: InboxItem, parsed: Optional[wire.Status] = None) -> None:
+    """A status event of the inbox, applied and marked done in the caller's transaction
+    (`parsed`: its payload as parsed already). Matched by message id (the recipient's
+    number is absent after a send to a BSUID); a status that arrives before the send was
+    recorded is matched by the recipient's identifiers. Idempotent: applying one twice
+    changes nothing."""
+    status = parsed or wire.parse_status(json.loads(item.payload))
     contact_id = messages.contact_of(conn, status.message_id)
     if contact_id is None and status.callback_data and messages.adopt(conn, status.callback_data, status.message_id):
         # A send whose answer the process did not live to record: Meta has it.

@@ -48,11 +48,11 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import sqlalchemy as sa
 
-from connectors import inbox
+from connectors import inbox, wire
 from connectors.inbound import store_status
 from connectors.inbox import InboxEvent, InboxItem
 from shop import logs
@@ -200,13 +200,15 @@ def _answer(store: _Store, line: bytes) -> Dict[str, Any]:
         return {"id": request["id"], "error": f"{type(error).__name__}: {error}"}
 
 
-def apply_statuses(db: Database, items: Sequence[InboxItem]) -> List[InboxItem]:
-    """Applies status events (`inbound.store_status`), a batch in one transaction; the
-    ones that failed are returned (for the server, which retries and logs them). Runs
-    on the writer's status thread."""
+def apply_statuses(db: Database, items: Sequence[InboxItem], parsed: Optional[Mapping[str, wire.Status]] = None) -> List[InboxItem]:
+    """Applies status events (`inbound.store_status`; `parsed`: those parsed already, by
+    event id), a batch in one transaction; the ones that failed are returned (for the
+    server, which retries and logs them). Runs on the writer's status thread."""
+    parsed = parsed or {}
+
     def store_all(conn: Any) -> None:
         for item in items:
-            store_status(conn, item)
+            store_status(conn, item, parsed.get(item.event_id))
 
     try:
         db.transaction(store_all)
@@ -215,7 +217,7 @@ def apply_statuses(db: Database, items: Sequence[InboxItem]) -> List[InboxItem]:
         if len(items) == 1:
             logger.exception("Applying status event %s failed; the server will try again", items[0].event_id)
             return list(items)
-    return [item for one in items for item in apply_statuses(db, [one])]  # which one failed
+    return [item for one in items for item in apply_statuses(db, [one], parsed)]  # which one failed
 
 
 def serve(url: str) -> None:
@@ -249,7 +251,7 @@ async def serve_with_webhooks(url: str, listener: WebhookListener, owner: str) -
     out_transport, _ = await loop.connect_write_pipe(asyncio.Protocol, sys.stdout.buffer)
     status_db: List[Database] = []  # SQLAlchemy, as in the server; opened on the status thread
     status_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="inbox-writer-statuses")
-    statuses: "asyncio.Queue[InboxItem]" = asyncio.Queue()
+    statuses: "asyncio.Queue[Tuple[InboxItem, Optional[wire.Status]]]" = asyncio.Queue()  # with the status parsed
 
     def tell_server(message: Dict[str, Any]) -> None:
         out_transport.write(json.dumps(message).encode() + b"\n")  # buffered: never blocks this loop
@@ -257,20 +259,22 @@ async def serve_with_webhooks(url: str, listener: WebhookListener, owner: str) -
     def report(items: Sequence[InboxItem]) -> None:
         tell_server({"received": [[i.seq, i.event_id, i.kind, i.sender, i.payload] for i in items]})
 
-    def apply_with_own_database(batch: List[InboxItem]) -> List[InboxItem]:
+    def apply_with_own_database(batch: List[InboxItem], parsed: Dict[str, wire.Status]) -> List[InboxItem]:
         if not status_db:
             status_db.append(Database(url))
-        return apply_statuses(status_db[0], batch)
+        return apply_statuses(status_db[0], batch, parsed)
 
     async def apply_status_events() -> None:
         while True:
-            batch = [await statuses.get()]
+            queued = [await statuses.get()]
             if statuses.qsize() < STATUS_BATCH - 1:
                 await asyncio.sleep(STATUS_GATHER_SECONDS)
-            while len(batch) < STATUS_BATCH and not statuses.empty():
-                batch.append(statuses.get_nowait())
+            while len(queued) < STATUS_BATCH and not statuses.empty():
+                queued.append(statuses.get_nowait())
+            batch = [item for item, _ in queued]
+            parsed = {item.event_id: status for item, status in queued if status is not None}
             try:
-                failed = await loop.run_in_executor(status_thread, apply_with_own_database, batch)
+                failed = await loop.run_in_executor(status_thread, apply_with_own_database, batch, parsed)
             except Exception:  # the database could not be opened
                 logger.exception("Applying status events failed; the server will")
                 failed = batch
@@ -315,7 +319,7 @@ async def serve_with_webhooks(url: str, listener: WebhookListener, owner: str) -
         for_server: List[InboxItem] = []
         for item in items:
             if item.kind == "status":
-                statuses.put_nowait(item)
+                statuses.put_nowait((item, verdict.statuses.get(item.event_id)))
             else:
                 for_server.append(item)
         if for_server:
