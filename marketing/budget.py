@@ -31,8 +31,8 @@ from typing import Any, Dict, List, Optional, Protocol, Set, Tuple
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from shop.db import Database, insert
-from shop.schema import messaging_reach, messaging_reach_count, send_rate
+from shop.db import Database, cursor_of, insert, placeholder
+from shop.schema import messaging_reach, messaging_reach_count
 
 WINDOW_SECONDS = 24 * 3600.0
 MAX_RATE = 1000.0
@@ -120,16 +120,25 @@ class DatabaseBudget:
         thread: on SQLite a second writing thread would wait in the busy handler)."""
         rate, burst = self.rates.campaign_rate, self.rates.burst
         minimum = max(1, min(minimum, wanted, int(burst)))
-        conn.execute(insert(conn, send_rate).values(name=self.name, tokens=burst, updated_at=now)
-                     .on_conflict_do_nothing(index_elements=["name"]))
-        query = sa.select(send_rate.c.tokens, send_rate.c.updated_at).where(send_rate.c.name == self.name)
-        tokens, updated = conn.execute(query.with_for_update()).one()
+        # Raw SQL: the sender takes tokens a few times per group of sends, and building
+        # and compiling these three statements with SQLAlchemy cost more than running them.
+        cursor, dialect = cursor_of(conn)
+        m = placeholder(dialect)
+        select = f"SELECT tokens, updated_at FROM send_rate WHERE name = {m}" + (" FOR UPDATE" if dialect == "postgresql" else "")
+        cursor.execute(select, (self.name,))
+        row = cursor.fetchone()
+        if row is None:  # the first take ever: a full bucket (another sender may insert it first)
+            cursor.execute(f"INSERT INTO send_rate (name, tokens, updated_at) VALUES ({m}, {m}, {m}) "
+                           "ON CONFLICT (name) DO NOTHING", (self.name, burst, now))
+            cursor.execute(select, (self.name,))
+            row = cursor.fetchone()
+        tokens, updated = row
         tokens = min(burst, tokens + max(0.0, now - updated) * rate)
         available = int(math.floor(tokens + 1e-3))  # float error of UNIX times (~1e-7 s)
         granted = max(0, min(wanted, available)) if available >= minimum else 0
         tokens -= granted
-        conn.execute(send_rate.update().where(send_rate.c.name == self.name)
-                     .values(tokens=tokens, updated_at=max(now, updated)))
+        cursor.execute(f"UPDATE send_rate SET tokens = {m}, updated_at = {m} WHERE name = {m}",
+                       (tokens, max(now, updated), self.name))
         return granted, 0.0 if tokens >= minimum else (minimum - tokens) / rate
 
     def reach(self, conn: Connection, contact_ids: List[str], now: float) -> Tuple[Set[str], Optional[float]]:
