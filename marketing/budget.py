@@ -24,7 +24,6 @@ must have synchronised clocks (NTP), as for any shared rate.
 import math
 import os
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Protocol, Set, Tuple
 
@@ -82,28 +81,21 @@ class Budget(Protocol):
         messaging limit now, recorded as reached; and when the next one may fit."""
 
 
-_ALREADY = sa.select(messaging_reach.c.contact_id).where(
-    messaging_reach.c.contact_id.in_(sa.bindparam("ids", expanding=True)), messaging_reach.c.reached_at > sa.bindparam("since"))
-
-
+# The budget's statements in raw SQL (`m`: the driver's parameter mark): the sender
+# decides a group's reach in every prepare, where building and compiling them with
+# SQLAlchemy cost more than running them.
+_DELETE_EXPIRED = "DELETE FROM messaging_reach WHERE reached_at <= {m}"
 # The counter minus what expired, read in the same statement (SQLite >= 3.35, PostgreSQL).
-_SUBTRACT = sa.text("UPDATE messaging_reach_count SET counted = counted - :expired WHERE name = :name RETURNING counted")
-# PostgreSQL: a group's reaches in one statement (psycopg2's executemany is a round trip per row).
-_UPSERT_REACH_PG = sa.text(
-    "INSERT INTO messaging_reach (contact_id, reached_at) SELECT unnest(CAST(:ids AS VARCHAR[])), :now "
-    "ON CONFLICT (contact_id) DO UPDATE SET reached_at = excluded.reached_at")
-
-
-@lru_cache(maxsize=4)
-def _upsert_reach(dialect: str) -> Any:
-    """INSERT ... ON CONFLICT DO UPDATE of one contact's latest reach, built once: a
-    multi-row VALUES of a group is compiled anew every time (5 ms for 50 rows)."""
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    statement = dialect_insert(messaging_reach)
-    return statement.on_conflict_do_update(index_elements=["contact_id"], set_={"reached_at": statement.excluded.reached_at})
+_SUBTRACT = "UPDATE messaging_reach_count SET counted = counted - {m} WHERE name = {m} RETURNING counted"
+_ALREADY = "SELECT contact_id FROM messaging_reach WHERE contact_id IN ({marks}) AND reached_at > {m}"
+# PostgreSQL: a group's reaches in one statement (psycopg2's executemany is a round trip
+# per row); SQLite: executemany of one statement, in-process.
+_UPSERT_REACH_PG = ("INSERT INTO messaging_reach (contact_id, reached_at) SELECT unnest(CAST(%s AS VARCHAR[])), %s "
+                    "ON CONFLICT (contact_id) DO UPDATE SET reached_at = excluded.reached_at")
+_UPSERT_REACH_SQLITE = ("INSERT INTO messaging_reach (contact_id, reached_at) VALUES (?, ?) "
+                        "ON CONFLICT (contact_id) DO UPDATE SET reached_at = excluded.reached_at")
+_ADD = "UPDATE messaging_reach_count SET counted = counted + {m} WHERE name = {m}"
+_OLDEST = "SELECT MIN(reached_at) FROM messaging_reach WHERE reached_at > {m}"
 
 
 class DatabaseBudget:
@@ -144,10 +136,14 @@ class DatabaseBudget:
     def reach(self, conn: Connection, contact_ids: List[str], now: float) -> Tuple[Set[str], Optional[float]]:
         if self.limit == UNLIMITED or not contact_ids:
             return set(contact_ids), None
-        if conn.dialect.name == "postgresql":  # one decision at a time across senders
-            conn.execute(sa.text("SELECT pg_advisory_xact_lock(727014)"))
-        counted = self._counted(conn, now)
-        already = set(conn.execute(_ALREADY, {"ids": list(contact_ids), "since": now - WINDOW_SECONDS}).scalars())
+        cursor, dialect = cursor_of(conn)
+        m = placeholder(dialect)
+        if dialect == "postgresql":  # one decision at a time across senders
+            cursor.execute("SELECT pg_advisory_xact_lock(727014)")
+        counted = self._counted(conn, cursor, m, now)
+        ids = list(contact_ids)
+        cursor.execute(_ALREADY.format(marks=", ".join([m] * len(ids)), m=m), (*ids, now - WINDOW_SECONDS))
+        already = {row[0] for row in cursor.fetchall()}
         fits: Set[str] = set()
         added = 0
         for contact_id in contact_ids:
@@ -156,27 +152,28 @@ class DatabaseBudget:
             elif counted + added < self.limit:
                 fits.add(contact_id)
                 added += 1
-        if fits and conn.dialect.name == "postgresql":  # one statement for the group
-            conn.execute(_UPSERT_REACH_PG, {"ids": sorted(fits), "now": now})
-        elif fits:  # executemany of one statement compiled once: in-process on SQLite
-            conn.execute(_upsert_reach(conn.dialect.name), [{"contact_id": c, "reached_at": now} for c in sorted(fits)])
+        if fits and dialect == "postgresql":
+            cursor.execute(_UPSERT_REACH_PG, (sorted(fits), now))
+        elif fits:
+            cursor.executemany(_UPSERT_REACH_SQLITE, [(c, now) for c in sorted(fits)])
         if added:
-            conn.execute(messaging_reach_count.update().where(messaging_reach_count.c.name == self.name)
-                         .values(counted=messaging_reach_count.c.counted + added))
+            cursor.execute(_ADD.format(m=m), (added, self.name))
         retry_at = None
         if len(fits) < len(contact_ids):
-            oldest = conn.execute(sa.select(sa.func.min(messaging_reach.c.reached_at))
-                                  .where(messaging_reach.c.reached_at > now - WINDOW_SECONDS)).scalar()
+            cursor.execute(_OLDEST.format(m=m), (now - WINDOW_SECONDS,))
+            oldest = cursor.fetchone()[0]
             retry_at = (oldest or now) + WINDOW_SECONDS
         return fits, retry_at
 
-    def _counted(self, conn: Connection, now: float) -> int:
+    def _counted(self, conn: Connection, cursor: Any, m: str, now: float) -> int:
         """The users reached within 24 hours before `now`, kept exact: the reaches that
         expired since the last decision are deleted and subtracted. Every row of
         `messaging_reach` is then within the window, so the counter is its size. The
         first decision (or one after the table was emptied by hand) counts once."""
-        expired = conn.execute(messaging_reach.delete().where(messaging_reach.c.reached_at <= now - WINDOW_SECONDS)).rowcount
-        row = conn.execute(_SUBTRACT, {"expired": expired, "name": self.name}).first()
+        cursor.execute(_DELETE_EXPIRED.format(m=m), (now - WINDOW_SECONDS,))
+        expired = cursor.rowcount
+        cursor.execute(_SUBTRACT.format(m=m), (expired, self.name))
+        row = cursor.fetchone()
         if row is None or row[0] < 0:
             counted = int(conn.execute(sa.select(sa.func.count()).select_from(messaging_reach)).scalar() or 0)
             conn.execute(insert(conn, messaging_reach_count).values(name=self.name, counted=counted)
