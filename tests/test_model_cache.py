@@ -15,7 +15,8 @@ from scripts import evaluate_nlu
 
 ROOT = Path(__file__).resolve().parents[1]
 INPUTS = ["config.yml", "domain.yml", "data", "connectors/referred_product.py", "connectors/conversation_language.py",
-          "rasa_plugins/intent_classifier.py", "rasa_plugins/tokenizer.py", "constraints.txt",
+          "rasa_plugins/intent_classifier.py", "rasa_plugins/tokenizer.py", "rasa_plugins/romanised_featurizer.py",
+          "constraints.txt",
           "scripts/train-if-needed", "scripts/env.sh"]
 FAKE_RASA = """#!/usr/bin/env bash
 # rasa train --out DIR --fixed-model-name NAME: records the training, writes a "model"
