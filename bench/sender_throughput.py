@@ -8,12 +8,15 @@ the templates, the messaging limit budget at 100,000) in this process against a 
 Graph API in a process of its own on 127.0.0.1 (it answers every send with a message id
 at once, as Meta does, and keeps the time each send arrived). It prints
 
-    database  budget  configured/s  achieved/s  achieved/configured  sends  duplicates
+    database  budget  configured/s  achieved/s  achieved/configured  sends  duplicates  cpu ms/send  loop/db/ckpt/other
 
 where "achieved" is counted at the fake from the first send to the last, so it includes
-every database statement and HTTP call of the sender. WHATSAPP_SEND_RATE_RESERVE is 0
-here (the bot's share is then 0: the campaign may use the whole configured rate), the
-hardest case. The load average is printed with the numbers: on a shared machine the
+every database statement and HTTP call of the sender. "cpu ms/send" is the CPU time of
+this process while it sends (every thread) per send, the robust number on a shared
+machine; loop/db/ckpt/other splits it by thread (Linux): the event loop (HTTP, asyncio),
+the database's threads (SQL and SQLAlchemy), SQLite's checkpointer, the rest.
+WHATSAPP_SEND_RATE_RESERVE is 0 here (the bot's share is then 0: the campaign may use
+the whole configured rate), the hardest case. The load average is printed with the numbers: on a shared machine the
 sender competes for the cores.
 
 Usage:
@@ -29,6 +32,7 @@ import pstats
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import replace
@@ -98,6 +102,24 @@ def serve_fake_graph() -> None:
     except ImportError:
         pass
     asyncio.run(main())
+
+
+def thread_cpu() -> Dict[str, float]:
+    """CPU seconds per kind of thread of this process so far (Linux /proc): the event
+    loop (main), the database's threads (shop-db), SQLite's checkpointer, the rest."""
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    tick = os.sysconf("SC_CLK_TCK")
+    kinds: Dict[str, float] = {}
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rpartition(")")[2].split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        name = names.get(int(task.name), "")
+        kind = ("loop" if name == "MainThread" else "db" if name.startswith("shop-db-") and name[-1].isdigit()
+                else "checkpoint" if name == "shop-db-checkpoint" else "other")
+        kinds[kind] = kinds.get(kind, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return kinds
 
 
 def start_fake_graph() -> Tuple[subprocess.Popen, str]:
@@ -192,6 +214,7 @@ async def run_once(db: Any, graph_url: str, rate: float, recipients: int, templa
                             select=hooks["select"], pick=hooks["pick"])
     fake_sends(graph_url, reset=True)
     cpu = time.process_time()  # every thread of this process: the event loop and the database's
+    threads = thread_cpu()
     stop = asyncio.Event()
     task = asyncio.create_task(sender.run(stop))
     deadline = time.time() + recipients / settings.rates.campaign_rate * 3 + 30
@@ -206,11 +229,13 @@ async def run_once(db: Any, graph_url: str, rate: float, recipients: int, templa
         await task
         await client.close()
     cpu = time.process_time() - cpu
+    threads = {kind: seconds - threads.get(kind, 0.0) for kind, seconds in thread_cpu().items()}
     seen = fake_sends(graph_url)
     times = sorted(seen["times"])
     achieved = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0
     return {"configured": settings.rates.campaign_rate, "achieved": achieved, "sends": len(times),
             "cpu_ms": cpu * 1000 / max(1, len(times)),
+            "thread_ms": {kind: seconds * 1000 / max(1, len(times)) for kind, seconds in threads.items()},
             "duplicates": seen["duplicates"], "states": db.reading(campaigns.states)}
 
 
@@ -244,7 +269,7 @@ def main() -> int:
     fake, url = start_fake_graph()
     profile = cProfile.Profile() if args.profile else None
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
-    print(f"{'database':<11} {'budget':<7} {'configured/s':>12} {'achieved/s':>10} {'ratio':>6} {'sends':>6} {'dup':>4} {'cpu ms/send':>11}  load (1 min)")
+    print(f"{'database':<11} {'budget':<7} {'configured/s':>12} {'achieved/s':>10} {'ratio':>6} {'sends':>6} {'dup':>4} {'cpu ms/send':>11}  {'loop/db/ckpt/other':>19}  load (1 min)")
     try:
         with tempfile.TemporaryDirectory() as tmp:
             templates_path = Path(tmp) / "templates.yml"
@@ -260,9 +285,12 @@ def main() -> int:
                             profile.disable()
                     finally:
                         cleanup()
+                    split = "/".join(f"{result['thread_ms'].get(k, 0.0):.2f}" for k in ("loop", "db", "checkpoint", "other"))
                     print(f"{kind:<11} {'redis' if redis_url else 'db':<7} {result['configured']:>12.0f} "
                           f"{result['achieved']:>10.1f} {result['achieved'] / result['configured']:>6.2f} "
-                          f"{result['sends']:>6} {result['duplicates']:>4} {result['cpu_ms']:>11.3f}  {os.getloadavg()[0]:.2f}", flush=True)
+                          f"{result['sends']:>6} {result['duplicates']:>4} {result['cpu_ms']:>11.3f}  "
+                          f"{split:>19}  "
+                          f"{os.getloadavg()[0]:.2f}", flush=True)
     finally:
         fake.kill()
         fake.wait()
