@@ -451,7 +451,13 @@ def prepare(conn: Connection, sender_id: str, ids: Sequence[int], now: float, in
     moment (a STOP or user_preferences stop seconds ago skips the row), quiet hours
     (`marketing` False: marketing rows wait), then the messaging limit (contacts outside
     their service window use up unique users; what does not fit waits)."""
-    rows = conn.execute(_PREPARE_ROWS, {"ids": list(ids), "sender": sender_id}).mappings().all()
+    cursor, dialect = cursor_of(conn)
+    m = placeholder(dialect)
+    ids = list(ids)
+    if not ids:
+        return Prepared([])
+    cursor.execute(_PREPARE_ROWS.format(marks=", ".join([m] * len(ids)), m=m), (*ids, sender_id, QUEUED))
+    rows = [dict(zip(_PREPARE_COLUMNS, row)) for row in cursor.fetchall()]
     hold: List[int] = []
     skip: Dict[int, str] = {}
     checked = []
@@ -492,32 +498,31 @@ def prepare(conn: Connection, sender_id: str, ids: Sequence[int], now: float, in
         ))
     if hold:
         release(conn, sender_id, hold)
-    for send_id, reason in skip.items():
-        conn.execute(campaign_sends.update().where(campaign_sends.c.id == send_id)
-                     .values(state=SKIPPED, reason=reason, claimed_by=None, updated_at=now))
+    if skip:
+        cursor.executemany(f"UPDATE campaign_sends SET state = {m}, reason = {m}, claimed_by = NULL, updated_at = {m} "
+                           f"WHERE id = {m}", [(SKIPPED, reason, now, send_id) for send_id, reason in skip.items()])
     if waiting:
-        conn.execute(campaign_sends.update().where(campaign_sends.c.id.in_(waiting)).values(
-            claimed_by=None, claimed_at=None, not_before=retry_at or now + 60.0,
-            reason="waiting for the messaging limit's 24-hour window to move"))
+        cursor.execute(f"UPDATE campaign_sends SET claimed_by = NULL, claimed_at = NULL, not_before = {m}, reason = {m} "
+                       f"WHERE id IN ({', '.join([m] * len(waiting))})",
+                       (retry_at or now + 60.0, "waiting for the messaging limit's 24-hour window to move", *waiting))
     if sends:
-        conn.execute(_MARK_SENDING, {"ids": [s.id for s in sends], "now": now})
+        cursor.execute(f"UPDATE campaign_sends SET state = {m}, attempts = attempts + 1, updated_at = {m} "
+                       f"WHERE id IN ({', '.join([m] * len(sends))})", (SENDING, now, *(s.id for s in sends)))
     return Prepared(sends, len(skip), len(hold), len(waiting), retry_at)
 
 
-# prepare's statements, built once with expanding parameters (SQLAlchemy caches their
-# SQL): a group's rows with their contact and campaign state, and `sending` for a group.
+# prepare's query in raw SQL (`marks`: one parameter mark per id): run for every group
+# of sends, where SQLAlchemy's statement cache keys, expanding parameters and result
+# processing cost more than the query. A group's rows with their contact and campaign state.
+_PREPARE_COLUMNS = ("id", "campaign_id", "contact_id", "kind", "template", "language", "params", "category", "attempts",
+                    "phone", "user_id", "last_inbound_at", "campaign_state")
 _PREPARE_ROWS = (
-    sa.select(campaign_sends, contacts.c.phone, contacts.c.user_id, contacts.c.last_inbound_at,
-              campaigns.c.state.label("campaign_state"))
-    .select_from(campaign_sends.outerjoin(contacts, contacts.c.contact_id == campaign_sends.c.contact_id)
-                 .outerjoin(campaigns, campaigns.c.id == campaign_sends.c.campaign_id))
-    .where(campaign_sends.c.id.in_(sa.bindparam("ids", expanding=True)), campaign_sends.c.claimed_by == sa.bindparam("sender"),
-           campaign_sends.c.state == QUEUED)
-    .order_by(campaign_sends.c.id)
+    "SELECT s.id, s.campaign_id, s.contact_id, s.kind, s.template, s.language, s.params, s.category, s.attempts, "
+    "c.phone, c.user_id, c.last_inbound_at, k.state "
+    "FROM campaign_sends AS s LEFT OUTER JOIN contacts AS c ON c.contact_id = s.contact_id "
+    "LEFT OUTER JOIN campaigns AS k ON k.id = s.campaign_id "
+    "WHERE s.id IN ({marks}) AND s.claimed_by = {m} AND s.state = {m} ORDER BY s.id"
 )
-_EXISTING = sa.select(campaign_sends.c.id).where(campaign_sends.c.id.in_(sa.bindparam("ids", expanding=True)))
-_MARK_SENDING = (campaign_sends.update().where(campaign_sends.c.id.in_(sa.bindparam("ids", expanding=True)))
-                 .values(state=SENDING, attempts=campaign_sends.c.attempts + 1, updated_at=sa.bindparam("now")))
 
 
 # -------------------------------------------------------------------------- results
@@ -546,7 +551,13 @@ def record(conn: Connection, results: Sequence[Result], now: float) -> List[int]
     paused: List[int] = []
     # A row erased meanwhile (GDPR erasure deletes what was not sent yet) stays gone:
     # nothing is recorded about the person, whatever Meta answered.
-    existing = set(conn.execute(_EXISTING, {"ids": [r.send.id for r in results]}).scalars()) if results else set()
+    existing: Set[int] = set()
+    if results:
+        cursor, dialect = cursor_of(conn)
+        m = placeholder(dialect)
+        cursor.execute(f"SELECT id FROM campaign_sends WHERE id IN ({', '.join([m] * len(results))})",
+                       [r.send.id for r in results])
+        existing = {row[0] for row in cursor.fetchall()}
     results = [r for r in results if r.send.id in existing]
     sent = [r for r in results if r.outcome == SENT]
     if sent:  # the common case in a few statements, whatever the group's size
