@@ -13,8 +13,10 @@ becomes `unknown`), start scheduled campaigns that are due, claim about a second
 worth of due rows, then per group of rows (half a tenth of a second's worth): run the
 last checks and record the intent in one transaction (shop.campaigns.prepare: campaign
 still running, consent at this moment, quiet hours, messaging limit; `sending`
-committed), take the group's send-rate tokens all at once, call the Graph API for the
-whole group concurrently, record the results in one transaction. Groups overlap: the
+committed; the messages' bodies built in the same transaction), take the group's
+send-rate tokens all at once (not asked before the previous grant says they can be
+there), call the Graph API for the whole group concurrently, record the results in
+one transaction. Groups overlap: the
 next group's checks run while the previous one waits for its tokens, earlier groups'
 HTTP calls and records meanwhile (at most `Settings.in_flight` sends in flight). Pause
 and cancel are seen before every group (well under a second).
@@ -196,6 +198,8 @@ class CampaignSender:
         self._room_changed = asyncio.Condition()
         self._tasks: Set["asyncio.Task[int]"] = set()
         self._failed: List[BaseException] = []
+        # (when, n): the last grant left the bucket n tokens short at `when` (see _tokens).
+        self._tokens_hint: Optional[Tuple[float, int]] = None
 
     # ----------------------------------------------------------------- housekeeping
 
@@ -308,13 +312,26 @@ class CampaignSender:
 
     async def _tokens(self, wanted: int) -> None:
         """Waits for `wanted` send-rate tokens, all at once (a group is at most half the
-        bucket, so it fits)."""
+        bucket, so it fits). The previous grant's answer tells when this many tokens can
+        be there at the earliest: asking before that (as soon as the group before had
+        its tokens) was a transaction that granted nothing, once per group."""
         take_with = getattr(self.budget, "take_with", None)  # the database budget: on the database's thread
+        rate = self.settings.rates.campaign_rate
+        if self._tokens_hint is not None:
+            at, left = self._tokens_hint
+            early = at - self.clock() - (left - wanted) / rate
+            if early > 0:
+                metrics.count_wait("rate")
+                await self.sleep(min(early, 0.5))
         while wanted > 0:
+            now = self.clock()
             if take_with is not None:
-                granted, wait = await self.db.run_first(take_with, wanted, self.clock(), wanted)
+                granted, wait = await self.db.run_first(take_with, wanted, now, wanted)
             else:
-                granted, wait = await asyncio.to_thread(self.budget.take, wanted, self.clock(), wanted)
+                granted, wait = await asyncio.to_thread(self.budget.take, wanted, now, wanted)
+            if granted:
+                # `wait`: until `granted` tokens are there again (0: they are now).
+                self._tokens_hint = (now + wait, granted) if wait > 0 else None
             wanted -= granted
             if wanted > 0:
                 metrics.count_wait("rate")
@@ -341,8 +358,7 @@ class CampaignSender:
         try:
             try:
                 now = self.clock()
-                result = await self.db.run_first(campaigns.prepare, self.settings.sender_id, ids, now, self.ineligible,
-                                                 self.budget.reach, self.marketing_allowed(now))
+                result, payloads = await self.db.run_first(self._prepare, ids, now, self.marketing_allowed(now))
                 await self._free(holding - len(result.sends))
                 holding = len(result.sends)
                 metrics.count_sends(campaigns.SKIPPED, result.skipped)
@@ -361,7 +377,7 @@ class CampaignSender:
         finally:
             tokened.set()
         if result.sends:
-            task = asyncio.create_task(self._deliver(result.sends))
+            task = asyncio.create_task(self._deliver(result.sends, payloads))
             self._tasks.add(task)
             task.add_done_callback(self._delivered)
 
@@ -370,10 +386,16 @@ class CampaignSender:
         if not task.cancelled() and task.exception() is not None:
             self._failed.append(task.exception())  # type: ignore[arg-type]
 
-    async def _deliver(self, sends: Sequence[campaigns.Send]) -> int:
+    def _prepare(self, conn: Connection, ids: Sequence[int], now: float,
+                 marketing: bool) -> Tuple[campaigns.Prepared, List[Union[str, Dict[str, Any]]]]:
+        """campaigns.prepare and the /messages bodies of the sends that passed, in one
+        transaction (one fewer per group than reading the templates on their own)."""
+        result = campaigns.prepare(conn, self.settings.sender_id, ids, now, self.ineligible, self.budget.reach, marketing)
+        return result, self._payloads(conn, result.sends)
+
+    async def _deliver(self, sends: Sequence[campaigns.Send], payloads: Sequence[Union[str, Dict[str, Any]]]) -> int:
         """The Graph API calls of a prepared group, then their results in one transaction."""
         try:
-            payloads = await self.db.read(self._payloads, sends)
             results = await asyncio.gather(*(self._send_one(send, payload) for send, payload in zip(sends, payloads)))
             paused = await self.db.run(campaigns.record, results, self.clock())
         finally:
