@@ -681,7 +681,7 @@
     }
     const row = h('div', {
       class: `row ${message.direction}`, 'data-testid': `msg-${message.direction}`,
-      'data-id': message.id, 'data-type': message.type,
+      'data-id': message.id, 'data-type': message.type, 'data-status': message.status,
     });
     const under = [];
     const content = message.direction === 'customer' ? customerContent(message) : botContent(message, under);
@@ -717,6 +717,22 @@
       list.scrollTop = list.scrollHeight;
     }
     state.elements.set(message.id, element);
+  }
+
+  /** A message's new status, shown without rebuilding its row: the customer's ticks
+   *  change in place, and the buttons and list of a bot message stay the elements a
+   *  finger may be on (a row rebuilt between the press and the release of a tap loses
+   *  the tap). Only a failure, or a retry after one, changes the row itself. */
+  function showStatus(message) {
+    const row = state.elements.get(message.id);
+    if (!row || message.status === 'failed' || row.dataset.testid === 'msg-failed'
+        || row.querySelector('[data-testid="delivery-error"]')) {
+      render(message);
+      return;
+    }
+    row.dataset.status = message.status;
+    const old = row.querySelector('[data-testid="ticks"]');
+    if (old) old.replaceWith(ticks(message.status));
   }
 
   function applyReaction(message) {
@@ -867,7 +883,7 @@
       if (!message) return;
       message.status = update.status;
       message.error = update.error;
-      render(message);
+      showStatus(message);
     });
     events.addEventListener('identity', (e) => applyIdentity(JSON.parse(e.data)));
     events.addEventListener('typing', startTyping);

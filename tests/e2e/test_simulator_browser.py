@@ -89,3 +89,22 @@ def test_username_customer_chats_without_a_phone_number(page, stack):
     sent = stack.simulator.wait_for_messages(bsuid, 2)
     # No phone number is known: every send is addressed to the BSUID.
     assert all(r["body"].get("recipient") == bsuid and "to" not in r["body"] for r in sent)
+
+
+def test_a_status_update_keeps_the_buttons_a_customer_may_be_tapping(page):
+    """The bot message's sent/delivered/read statuses arrive while the customer looks at
+    its buttons. Rebuilding the row for each of them replaced the buttons, and a tap whose
+    press and release fell on either side of it was lost (CI saw "Say goodbye" unanswered):
+    a status changes the row in place."""
+    expect.set_options(timeout=20_000)
+    page.get_by_test_id("name-input").fill("Sam")
+    page.get_by_test_id("number-input").fill("491709998866")
+    page.get_by_test_id("start-chat").click()
+    page.get_by_test_id("composer").fill("hello")
+    page.get_by_test_id("composer").press("Enter")
+    bot = page.get_by_test_id("msg-bot").first
+    expect(bot).to_contain_text("Hi!")
+    button = bot.get_by_test_id("reply-button").first.element_handle()
+    # The page reads the message (blue ticks for the shop) ~100 ms after showing it.
+    expect(bot).to_have_attribute("data-status", "read")
+    assert button.evaluate("b => b.isConnected"), "the row was rebuilt under the customer's finger"
