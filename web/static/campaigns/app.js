@@ -111,16 +111,33 @@
     renderList(data.campaigns);
   }
 
+  /** The list, updated in place: a campaign keeps its row while its counters change every
+   *  poll, so a click on it is never lost to a row rebuilt between press and release. */
   function renderList(campaigns) {
-    const rows = campaigns.map((c) => h('tr', {
-      testid: 'campaign-row', 'data-name': c.name, class: c.name === state.selected ? 'selected' : '',
-      tabindex: 0, onclick: () => select(c.name), onkeydown: (e) => { if (e.key === 'Enter') select(c.name); },
-    },
-      h('td', { text: c.name }), h('td', { class: `state ${c.state}`, text: c.state, testid: 'row-state' }),
-      h('td', { class: 'num', text: c.sent }), h('td', { class: 'num', text: c.delivered }),
-      h('td', { class: 'num', text: c.read }), h('td', { class: 'num', text: c.failed })));
-    $('campaign-rows').replaceChildren(...rows);
+    const body = $('campaign-rows');
+    const existing = new Map([...body.children].map((row) => [row.dataset.name, row]));
+    const rows = campaigns.map((c) => {
+      const row = existing.get(c.name) || newRow(c.name);
+      row.classList.toggle('selected', c.name === state.selected);
+      const [, stateCell, sent, delivered, read, failed] = row.children;
+      stateCell.className = `state ${c.state}`;
+      stateCell.textContent = c.state;
+      [[sent, c.sent], [delivered, c.delivered], [read, c.read], [failed, c.failed]].forEach(([cell, value]) => {
+        cell.textContent = String(value);
+      });
+      return row;
+    });
+    if (rows.length !== body.children.length || rows.some((row, i) => body.children[i] !== row)) body.replaceChildren(...rows);
     $('no-campaigns').hidden = campaigns.length > 0;
+  }
+
+  function newRow(name) {
+    return h('tr', {
+      testid: 'campaign-row', 'data-name': name, tabindex: 0,
+      onclick: () => select(name), onkeydown: (e) => { if (e.key === 'Enter') select(name); },
+    },
+      h('td', { text: name }), h('td', { testid: 'row-state' }),
+      h('td', { class: 'num' }), h('td', { class: 'num' }), h('td', { class: 'num' }), h('td', { class: 'num' }));
   }
 
   // ------------------------------------------------------------------ a new campaign
