@@ -18,19 +18,26 @@ def holder(path):
     return connection
 
 
+def releasing(connection, after):
+    """A pause that records its steps and ends the other connection's write at the
+    `after`-th."""
+    pauses = []
+
+    def pause(seconds):
+        pauses.append(seconds)
+        if len(pauses) == after:
+            connection.execute("COMMIT")
+
+    return pauses, pause
+
+
 def test_begin_immediate_retries_in_short_steps_until_the_lock_is_free(tmp_path):
     path = tmp_path / "shop.db"
     sqlite3.connect(path).execute("PRAGMA journal_mode=WAL").close()
     other = holder(path)
     mine = sqlite3.connect(path, isolation_level=None)
     mine.execute("PRAGMA busy_timeout=30000")
-    pauses = []
-
-    def pause(seconds):
-        pauses.append(seconds)
-        if len(pauses) == 6:
-            other.execute("COMMIT")
-
+    pauses, pause = releasing(other, after=6)
     begin_immediate(mine, pause_for=pause)
     assert mine.in_transaction  # it holds the write lock now
     assert pauses == [0.0001, 0.0002, 0.0004, 0.0008, 0.0016, 0.002]

@@ -31,16 +31,20 @@ def page(stack):
         assert errors == []
 
 
+def say_hello(page):
+    page.get_by_test_id("composer").fill("hello")
+    page.get_by_test_id("composer").press("Enter")
+    expect(page.get_by_test_id("msg-bot").first).to_contain_text("Hi!")
+
+
 def test_chat_with_the_bot_in_the_simulator(page):
     expect.set_options(timeout=20_000)
     page.get_by_test_id("name-input").fill("Kim")
     page.get_by_test_id("number-input").fill("491709998877")
     page.get_by_test_id("start-chat").click()
 
-    page.get_by_test_id("composer").fill("hello")
-    page.get_by_test_id("composer").press("Enter")
+    say_hello(page)
     bot = page.get_by_test_id("msg-bot")
-    expect(bot.first).to_contain_text("Hi!")
     # The bot marked the customer's message as read: blue ticks.
     expect(page.get_by_test_id("msg-customer").first.get_by_test_id("ticks")).to_have_attribute("data-status", "read")
 
@@ -74,10 +78,8 @@ def test_username_customer_chats_without_a_phone_number(page, stack):
     expect(user_id).to_have_text(re.compile(r"^AT\.\d{19}$"))
     expect(page.get_by_test_id("me-label")).to_have_text("Robin (@robin.knits)")
 
-    page.get_by_test_id("composer").fill("hello")
-    page.get_by_test_id("composer").press("Enter")
+    say_hello(page)
     bot = page.get_by_test_id("msg-bot")
-    expect(bot.first).to_contain_text("Hi!")
     expect(page.get_by_test_id("msg-customer").first.get_by_test_id("ticks")).to_have_attribute("data-status", "read")
     bot.first.get_by_test_id("reply-button").filter(has_text="Say goodbye").click()
     expect(bot).to_have_count(2)
@@ -100,10 +102,8 @@ def test_a_status_update_keeps_the_buttons_a_customer_may_be_tapping(page):
     page.get_by_test_id("name-input").fill("Sam")
     page.get_by_test_id("number-input").fill("491709998866")
     page.get_by_test_id("start-chat").click()
-    page.get_by_test_id("composer").fill("hello")
-    page.get_by_test_id("composer").press("Enter")
+    say_hello(page)
     bot = page.get_by_test_id("msg-bot").first
-    expect(bot).to_contain_text("Hi!")
     button = bot.get_by_test_id("reply-button").first.element_handle()
     # The page reads the message (blue ticks for the shop) ~100 ms after showing it.
     expect(bot).to_have_attribute("data-status", "read")
