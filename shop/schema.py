@@ -31,6 +31,7 @@ inbox = sa.Table(
     sa.Column("processed_at", sa.Float),
     sa.Column("error", sa.Text),
     sa.Index("ix_wa_inbox_state_owner", "state", "owner"),
+    sa.Index("ix_wa_inbox_done", "state", "processed_at"),  # the purge (connectors.inbox.purge_statement)
 )
 
 # Rasa server processes that own inbox events; a dead owner's events are taken over.
@@ -499,6 +500,7 @@ MIGRATIONS: List[Tuple[int, Callable[[Connection], None]]] = [
     # wa_inbox.wa_id was VARCHAR(64); its successor `sender` holds BSUIDs (up to 131 characters).
     (22, _widen_column(inbox, "sender")),
     (23, _add_column(outbound, "payload_hash")),
+    (24, _create_index(inbox, "ix_wa_inbox_done")),
     # 50-59: audiences (shop/audiences.py) and the STOPALL scope.
     (50, _add_column(contact_identifiers, "identifier_hash")),
     (51, _hash_identifiers),
