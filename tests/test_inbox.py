@@ -9,7 +9,9 @@ import sqlalchemy as sa
 
 from connectors import inbox
 from connectors.inbox import Dispatcher, InboxEvent, InboxItem, WorkerIdentity
+from shop.db import Database
 from shop.schema import inbox as inbox_table
+from shop.schema import schema_migrations
 from shop.schema import workers
 
 
@@ -179,9 +181,6 @@ def test_the_purge_seeks_only_the_events_it_may_forget(sqlite_db):
 
 
 def test_an_older_database_gets_the_purges_index(tmp_path):
-    from shop.db import Database
-    from shop.schema import schema_migrations
-
     path = tmp_path / "shop.db"
     Database(f"sqlite:///{path}").dispose()
     with sa.create_engine(f"sqlite:///{path}").begin() as conn:
