@@ -99,6 +99,20 @@ def per_interval(times: Sequence[float], seconds: float = 10.0) -> List[int]:
     return [buckets.get(i, 0) for i in range(max(buckets) + 1)]
 
 
+def database_files(db_url: str) -> Dict[str, Path]:
+    """A SQLite database's file and write-ahead log, to watch their sizes (none for a server)."""
+    path = sa.engine.make_url(db_url).database if db_url.startswith("sqlite") else None
+    return {"db": Path(path), "wal": Path(path + "-wal")} if path else {}
+
+
+def p99_per_part(values: Sequence[float], parts: int = 10) -> List[float]:
+    """The 99th percentile of each of `parts` consecutive slices (the probe posts at a
+    steady pace, so these are the run's tenths in time): a latency that grows with the
+    run shows as a rising row, one stall as a single high number."""
+    size = len(values) / parts
+    return [round(pct(values[int(i * size):int((i + 1) * size)], 99), 1) for i in range(parts) if int((i + 1) * size) > int(i * size)]
+
+
 def compare(shop: Dict[str, int], fake: Dict[str, int]) -> List[str]:
     """One line per counter: the shop's number, the fake's, equal or not."""
     return [f"    {key:<10} shop {shop.get(key, 0):>7}   fake {fake.get(key, 0):>7}   "
@@ -349,6 +363,7 @@ async def rate_pass(ctx: Context, rate: float, idle: List[float]) -> None:
     print(f"  webhook acks while statuses arrive: probe p50 {pct(probe_acks, 50):.1f} ms  p99 {pct(probe_acks, 99):.1f} ms  "
           f"max {max(probe_acks, default=float('nan')):.1f} ms (n={len(probe_acks)});  the fake's status webhooks "
           f"p50 {fake_acks['p50'] or float('nan'):.1f} ms  p99 {fake_acks['p99'] or float('nan'):.1f} ms (n={fake_acks['n']})")
+    print(f"  probe p99 per tenth of the run (ms): {p99_per_part(probe_acks)}")
     print(f"  conversation during the campaign: p50 {pct(during, 50):.0f} ms  p90 {pct(during, 90):.0f} ms (n={len(during)}) "
           f"vs idle p50 {pct(idle, 50):.0f} ms  p90 {pct(idle, 90):.0f} ms: {pct(during, 50) / pct(idle, 50):.2f}x   "
           f"(bar <= 1.5x)")
@@ -444,7 +459,7 @@ async def main_async(args: argparse.Namespace, workdir: Path) -> None:
             context = ctx
             sampler = RssSampler(lambda: {**stack.pids(), "fake-meta": fake_process.popen.pid,  # type: ignore[union-attr]
                                           **{p.name: p.popen.pid for p in context.senders if p.alive()}},  # type: ignore[union-attr]
-                                 args.rss_every)
+                                 args.rss_every, files=database_files(db_url))
             ctx.sampler = sampler
             sampling = asyncio.create_task(sampler.run(stop_sampling))
             ctx.expected = await calibrate(ctx.fake, session, stack.webhook_url, TEXTS, f"4478{ctx.run_id:05d}")

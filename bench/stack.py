@@ -323,10 +323,13 @@ def cpu_shares(before: Dict[str, float], after: Dict[str, float], seconds: float
 @dataclass
 class RssSampler:
     """Samples the RSS (MiB) of named processes every `every` seconds; `pids()` is asked
-    each time (processes may be restarted)."""
+    each time (processes may be restarted). The sizes of `files` (a database and its
+    write-ahead log, say) are printed beside them: a log that only grows is a checkpoint
+    that never catches up."""
 
     pids: Callable[[], Dict[str, Optional[int]]]
     every: float = 30.0
+    files: Dict[str, Path] = field(default_factory=dict)
     samples: List[Tuple[float, Dict[str, float]]] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
 
@@ -346,11 +349,15 @@ class RssSampler:
         while not stop.is_set():
             values = self.sample()
             printer(f"  [{self.samples[-1][0]:6.0f} s] RSS " + "  ".join(f"{k} {v:.0f}" for k, v in values.items())
-                    + f" MiB   ({load_average()})")
+                    + " MiB" + self.file_sizes() + f"   ({load_average()})")
             try:
                 await asyncio.wait_for(stop.wait(), self.every)
             except asyncio.TimeoutError:
                 pass
+
+    def file_sizes(self) -> str:
+        sizes = {name: path.stat().st_size / 2**20 for name, path in self.files.items() if path.exists()}
+        return "".join(f"  {name} {size:.1f}" for name, size in sizes.items()) + " MiB" if sizes else ""
 
     def cpu(self, **more: int) -> Dict[str, float]:
         """`cpu_seconds` of the sampled processes and of `more` (name=pid)."""

@@ -75,6 +75,22 @@ def test_rates_and_the_comparison_of_statistics():
     assert [line.split()[-1] for line in lines] == ["equal", "equal", "equal", "DIFFERENT", "equal"]
 
 
+def test_ack_p99_per_tenth_of_a_run_shows_where_latency_grew():
+    acks = [1.0] * 900 + [50.0] * 100  # slow only in the last tenth
+    assert campaign.p99_per_part(acks) == [1.0] * 9 + [50.0]
+    assert campaign.p99_per_part([3.0, 1.0]) == [3.0, 1.0]  # fewer values than parts: one slice each
+    assert campaign.p99_per_part([]) == []
+
+
+def test_the_database_files_whose_size_the_campaign_bench_prints(tmp_path):
+    files = campaign.database_files(f"sqlite:///{tmp_path / 'shop.db'}")
+    assert files == {"db": tmp_path / "shop.db", "wal": tmp_path / "shop.db-wal"}
+    assert campaign.database_files("postgresql://127.0.0.1/test") == {}
+    (tmp_path / "shop.db").write_bytes(b"x" * 2**20)
+    sampler = stack.RssSampler(dict, files=files)
+    assert sampler.file_sizes() == "  db 1.0 MiB"  # no log yet: not shown
+
+
 def test_memory_slope_per_minute():
     assert stack.slope_per_minute([(0, 100.0), (30, 101.0), (60, 102.0)]) == pytest.approx(2.0)
     assert stack.slope_per_minute([(0, 100.0)]) == 0.0
