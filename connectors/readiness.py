@@ -77,19 +77,23 @@ class LockStoreProbe:
 
     def __init__(self, timeout: float = CHECK_TIMEOUT_SECONDS) -> None:
         self.timeout = timeout
-        self._clients: Dict[Tuple[Any, int], Any] = {}
+        self._clients: Dict[Tuple[Any, ...], Any] = {}
 
     def _client(self, lock_store: Any) -> Any:
         import redis.asyncio
 
-        key = (asyncio.get_running_loop(), id(lock_store))
+        # Keyed by the address, not by id(lock_store): a lock store made where a collected
+        # one had lived has its id, and would be pinged at the old one's address.
+        pool = lock_store.red.connection_pool
+        given = pool.connection_kwargs
+        ssl = pool.connection_class.__name__ == "SSLConnection"
+        key = (asyncio.get_running_loop(), given.get("host", "localhost"), given.get("port", 6379), given.get("db", 0),
+               given.get("username"), given.get("password"), ssl)
         if key not in self._clients:
-            pool = lock_store.red.connection_pool
-            given = pool.connection_kwargs
             self._clients[key] = redis.asyncio.Redis(
                 host=given.get("host", "localhost"), port=given.get("port", 6379), db=given.get("db", 0),
                 username=given.get("username"), password=given.get("password"),
-                ssl=pool.connection_class.__name__ == "SSLConnection",
+                ssl=ssl,
                 socket_timeout=self.timeout, socket_connect_timeout=self.timeout,
             )
         return self._clients[key]

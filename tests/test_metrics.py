@@ -180,6 +180,19 @@ async def test_a_redis_lock_store_is_pinged(sqlite_db):
     assert status == 503 and body["not_ready"] == ["lock_store"] and "unreachable" in body["checks"]["lock_store"]["detail"]
 
 
+async def test_the_redis_probe_asks_the_lock_stores_own_address_each_time(sqlite_db):
+    # The probe's clients were kept by id() of the lock store: a lock store created where
+    # a collected one had lived (same id) was pinged at the old one's address (CI saw the
+    # test above get 200 from a closed port). The same object given a new address shows it.
+    whatsapp = channel(sqlite_db)
+    lock_store = RedisLockStore(host=REDIS_HOST, port=6379)
+    agent = SimpleNamespace(lock_store=lock_store, **READY_AGENT)
+    assert (await whatsapp.readiness(agent))[0] == 200
+    lock_store.red = RedisLockStore(host="127.0.0.1", port=free_port()).red
+    status, body = await whatsapp.readiness(agent)
+    assert status == 503 and "unreachable" in body["checks"]["lock_store"]["detail"]
+
+
 async def test_the_webhook_port_is_ready_only_while_the_writer_listens(sqlite_db):
     port = free_port()
     whatsapp = channel(sqlite_db, webhook_port=port)
