@@ -86,16 +86,13 @@ class LockStoreProbe:
         # one had lived has its id, and would be pinged at the old one's address.
         pool = lock_store.red.connection_pool
         given = pool.connection_kwargs
-        ssl = pool.connection_class.__name__ == "SSLConnection"
-        key = (asyncio.get_running_loop(), given.get("host", "localhost"), given.get("port", 6379), given.get("db", 0),
-               given.get("username"), given.get("password"), ssl)
+        address = dict(host=given.get("host", "localhost"), port=given.get("port", 6379), db=given.get("db", 0),
+                       username=given.get("username"), password=given.get("password"),
+                       ssl=pool.connection_class.__name__ == "SSLConnection")
+        key = (asyncio.get_running_loop(), *address.values())
         if key not in self._clients:
             self._clients[key] = redis.asyncio.Redis(
-                host=given.get("host", "localhost"), port=given.get("port", 6379), db=given.get("db", 0),
-                username=given.get("username"), password=given.get("password"),
-                ssl=ssl,
-                socket_timeout=self.timeout, socket_connect_timeout=self.timeout,
-            )
+                **address, socket_timeout=self.timeout, socket_connect_timeout=self.timeout)
         return self._clients[key]
 
     async def check(self, agent: Any) -> Check:
