@@ -62,6 +62,8 @@ def _sqlite_engine(url: str) -> Engine:
         # Checkpoints (copying the WAL into the database file, with an fsync) happen in
         # a background thread, not inside some unlucky commit on the hot path.
         cursor.execute("PRAGMA wal_autocheckpoint=0")
+        # A WAL that grew during a burst goes back to this size when it next starts over.
+        cursor.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
         cursor.close()
 
     @sa.event.listens_for(engine, "begin")
@@ -110,12 +112,42 @@ def begin_immediate(connection: sqlite3.Connection, pause_for: Optional[Callable
         connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
 
 
+WAL_RESTART_FRAMES = 4096  # 16 MiB of 4 KiB pages
+WAL_SIZE_LIMIT = 2 * WAL_RESTART_FRAMES * 4096
+
+
+def checkpoint(connection: sqlite3.Connection, restart_after: int = WAL_RESTART_FRAMES, tries: int = 20,
+               pause: Callable[[float], None] = time.sleep) -> bool:
+    """One round of the checkpoint thread; True when the WAL will start over.
+
+    A PASSIVE checkpoint copies the WAL into the database without blocking anyone, but
+    the WAL only starts over from its beginning when a writer finds every frame copied,
+    and under a steady stream of writes (a campaign's statuses) some are always newer
+    than the checkpoint: the WAL grew by megabytes a second, without end (a 100,000
+    recipient campaign: gigabytes, and the disk's time went to writing them). So once it
+    holds `restart_after` frames, a RESTART checkpoint copies the few frames written
+    since, waiting for no one (busy timeout 0: if a writer or a reader of an older
+    snapshot is in the way it returns busy and is tried again a few milliseconds later).
+    It holds the write lock for that copy and its fsync (a few milliseconds) once every
+    several seconds under load."""
+    _, frames, _ = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    if frames <= restart_after:
+        return False
+    for _ in range(tries):
+        busy, _, _ = connection.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+        if not busy:
+            return True
+        pause(0.005)
+    return False
+
+
 def _checkpoint_forever(path: str, every: float = 2.0) -> None:
     connection = sqlite3.connect(path, timeout=30, check_same_thread=False)
+    connection.execute("PRAGMA busy_timeout=0")
     while True:
         time.sleep(every)
         try:
-            connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            checkpoint(connection)
         except sqlite3.Error:  # busy with another process's checkpoint: next time
             pass
 
