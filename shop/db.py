@@ -13,6 +13,7 @@ the action server and CLIs at the same time, so:
 """
 import asyncio
 import itertools
+import logging
 import os
 import queue
 import sqlite3
@@ -32,6 +33,7 @@ from shop import schema
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_URL = f"sqlite:///{PROJECT_ROOT / 'var' / 'shop.db'}"
 
+logger = logging.getLogger(__name__)
 T = TypeVar("T")
 READ_ONLY = "shop_read_only"  # execution option: a transaction that only reads
 
@@ -82,6 +84,17 @@ def _sqlite_engine(url: str) -> Engine:
 
 
 BUSY_TIMEOUT_MS = 30000
+# SHOP_DB_SLOW_MS: log every write transaction that held the database longer (on SQLite:
+# the one write lock every acknowledgement and turn waits for). Off when unset.
+SLOW_MS = float(os.environ.get("SHOP_DB_SLOW_MS") or 0)
+
+
+def _held(work: Any, started: float) -> None:
+    held = (time.perf_counter() - started) * 1000
+    if SLOW_MS and held > SLOW_MS:
+        name = getattr(work, "__qualname__", None) or repr(work)
+        logger.warning("A write transaction (%s, thread %s) held the database for %.1f ms",
+                       name, threading.current_thread().name, held)
 
 
 def _pause_for_lock(seconds: float) -> None:
@@ -134,7 +147,9 @@ def checkpoint(connection: sqlite3.Connection, restart_after: int = WAL_RESTART_
     if frames <= restart_after:
         return False
     for _ in range(tries):
+        started = time.perf_counter()
         busy, _, _ = connection.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+        _held(checkpoint, started)
         if not busy:
             return True
         pause(0.005)
@@ -204,7 +219,10 @@ class Database:
     def transaction(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Runs fn(conn, *args, **kwargs) in one transaction (synchronous callers)."""
         with self.engine.begin() as conn:
-            return fn(conn, *args, **kwargs)
+            started = time.perf_counter()
+            result = fn(conn, *args, **kwargs)
+        _held(fn, started)
+        return result
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Same as `transaction`, off the event loop."""
@@ -236,8 +254,10 @@ class Database:
         try:
             if self.dialect == "sqlite":
                 begin_immediate(connection.dbapi_connection)
+            started = time.perf_counter()
             result = fn(connection.cursor(), self.dialect, *args)
             connection.commit()
+            _held(fn, started)
             return result
         except BaseException:
             connection.rollback()

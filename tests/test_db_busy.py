@@ -86,3 +86,30 @@ def test_the_shops_write_transactions_wait_in_short_steps(tmp_path, monkeypatch,
     assert pauses[:3] == [0.0001, 0.0002, 0.0004]
     assert database.reading(lambda conn: conn.execute(sa.select(contacts.c.phone)).scalar()) == "491701"
     database.dispose()
+
+
+def test_a_write_transaction_held_longer_than_shop_db_slow_ms_is_logged_by_name(tmp_path, monkeypatch, caplog):
+    """What an operator turns on to see who holds SQLite's write lock while the
+    acknowledgements wait (how the campaign sender's `recover` was found)."""
+    import logging
+    import time
+
+    database = Database(f"sqlite:///{tmp_path / 'shop.db'}")
+
+    def slow_work(conn, *more):
+        time.sleep(0.05)  # the slow transaction itself
+
+    def quick_work(conn, *more):
+        pass
+
+    try:
+        with caplog.at_level(logging.WARNING, logger="shop.db"):
+            database.transaction(slow_work)  # off by default
+            monkeypatch.setattr(shop_db, "SLOW_MS", 30.0)
+            database.transaction(quick_work)
+            database.transaction(slow_work)
+            database.with_cursor(slow_work)
+    finally:
+        database.dispose()
+    logged = [r.getMessage() for r in caplog.records if r.name == "shop.db"]
+    assert len(logged) == 2 and all("slow_work" in m and "held the database for" in m for m in logged), logged
