@@ -234,20 +234,26 @@ def test_prepare_skips_a_contact_who_opted_out_after_start(sqlite_db):
     assert states[kim][0] == "sending" and states[max_] == ("skipped", "opted_out")
 
 
-def test_a_database_of_the_release_before_gets_the_claim_index_and_claims_longest_due_first(db):
-    """Migration 90: the partial index the sender's claim walks (the previous release
-    had campaign_sends without it)."""
+def migrated_from_the_release_before(db, index, version):
+    """Drops `index` and forgets migration `version`, as in a database of the release
+    before it; then migrates and checks that the index is back."""
     from shop import schema
 
     def indexes(conn):
         return {i["name"] for i in sa.inspect(conn).get_indexes("campaign_sends")}
 
     with db.engine.begin() as conn:
-        conn.execute(sa.text("DROP INDEX ix_campaign_sends_queued"))
-        conn.execute(schema.schema_migrations.delete().where(schema.schema_migrations.c.version == 90))
-    assert "ix_campaign_sends_queued" not in db.reading(indexes)
+        conn.execute(sa.text(f"DROP INDEX {index}"))
+        conn.execute(schema.schema_migrations.delete().where(schema.schema_migrations.c.version == version))
+    assert index not in db.reading(indexes)
     schema.migrate(db.engine)
-    assert "ix_campaign_sends_queued" in db.reading(indexes)
+    assert index in db.reading(indexes)
+
+
+def test_a_database_of_the_release_before_gets_the_claim_index_and_claims_longest_due_first(db):
+    """Migration 90: the partial index the sender's claim walks (the previous release
+    had campaign_sends without it)."""
+    migrated_from_the_release_before(db, "ix_campaign_sends_queued", 90)
     kim, ana = customer(db, "491703460001"), customer(db, "491703460002")
     campaign(db, now=NOW)
     later = db.transaction(campaigns.enqueue_single, kim, "order_shipped", "en", {}, "utility", now=NOW + 5)
@@ -258,17 +264,7 @@ def test_a_database_of_the_release_before_gets_the_claim_index_and_claims_longes
 
 def test_a_database_of_the_release_before_gets_the_campaign_state_index(db):
     """Migration 91: the index finish_done seeks in."""
-    from shop import schema
-
-    def indexes(conn):
-        return {i["name"] for i in sa.inspect(conn).get_indexes("campaign_sends")}
-
-    with db.engine.begin() as conn:
-        conn.execute(sa.text("DROP INDEX ix_campaign_sends_campaign_state"))
-        conn.execute(schema.schema_migrations.delete().where(schema.schema_migrations.c.version == 91))
-    assert "ix_campaign_sends_campaign_state" not in db.reading(indexes)
-    schema.migrate(db.engine)
-    assert "ix_campaign_sends_campaign_state" in db.reading(indexes)
+    migrated_from_the_release_before(db, "ix_campaign_sends_campaign_state", 91)
 
 
 # ------------------------------------------------------------- erasure and merges
