@@ -136,8 +136,7 @@ def checkpoint(connection: sqlite3.Connection, restart_after: int = WAL_RESTART_
     A PASSIVE checkpoint copies the WAL into the database without blocking anyone, but
     the WAL only starts over from its beginning when a writer finds every frame copied,
     and under a steady stream of writes (a campaign's statuses) some are always newer
-    than the checkpoint: the WAL grew by megabytes a second, without end (a 100,000
-    recipient campaign: gigabytes, and the disk's time went to writing them). So once it
+    than the checkpoint: the WAL grew by megabytes a second, without end. So once it
     holds `restart_after` frames, a RESTART checkpoint copies the few frames written
     since, waiting for no one (busy timeout 0: if a writer or a reader of an older
     snapshot is in the way it returns busy and is tried again a few milliseconds later).

@@ -161,6 +161,17 @@ def test_rows_of_a_sender_that_never_heartbeated_are_recovered_and_a_live_ones_a
     assert [(r["state"], r["claimed_by"]) for r in rows(db)] == [("unknown", "ghost"), ("queued", None), ("queued", "alive")]
 
 
+def counting_steps(db, fn, *args):
+    """fn(conn, *args) in one transaction on SQLite: (its virtual machine steps in
+    hundreds, its result)."""
+    steps = []
+    with db.engine.begin() as conn:
+        conn.connection.dbapi_connection.set_progress_handler(lambda: steps.append(1), 100)
+        result = fn(conn, *args)
+        conn.connection.dbapi_connection.set_progress_handler(None, 100)
+    return len(steps), result
+
+
 def recover_steps(db, queued):
     """SQLite virtual machine steps (in hundreds) of one `recover` with `queued` rows
     waiting that no one has claimed, beside a few a live sender has sent."""
@@ -174,12 +185,9 @@ def recover_steps(db, queued):
                  category="utility", state="sent", claimed_by="alive", claimed_at=NOW, not_before=NOW, created_at=NOW)
             for i in range(20)])
     db.transaction(campaigns.heartbeat, "alive", NOW + 20)
-    steps = []
-    with db.engine.begin() as conn:
-        conn.connection.dbapi_connection.set_progress_handler(lambda: steps.append(1), 100)
-        assert campaigns.recover(conn, NOW + 20) == {"unknown": 0, "released": 0}
-        conn.connection.dbapi_connection.set_progress_handler(None, 100)
-    return len(steps)
+    steps, recovered = counting_steps(db, campaigns.recover, NOW + 20)
+    assert recovered == {"unknown": 0, "released": 0}
+    return steps
 
 
 def test_recover_does_not_walk_the_queued_rows(sqlite_db):
@@ -203,12 +211,9 @@ def finish_steps(db, sent):
             dict(campaign_id=campaign_id, contact_id=f"c-{i:06d}", kind="campaign", template="winter_sale", language="en",
                  params="{}", category="marketing", state="sent" if i < sent else "queued", not_before=NOW, created_at=NOW)
             for i in range(sent + 1)])
-    steps = []
-    with db.engine.begin() as conn:
-        conn.connection.dbapi_connection.set_progress_handler(lambda: steps.append(1), 100)
-        assert campaigns.finish_done(conn, NOW) == []  # one row is still queued
-        conn.connection.dbapi_connection.set_progress_handler(None, 100)
-    return len(steps)
+    steps, finished = counting_steps(db, campaigns.finish_done, NOW)
+    assert finished == []  # one row is still queued
+    return steps
 
 
 def test_finish_done_does_not_walk_a_running_campaigns_sent_rows(sqlite_db):
